@@ -1,0 +1,1 @@
+"""Neonrain: AI community members for Discord servers."""

@@ -1,0 +1,100 @@
+"""Who is asking: the session cookie, a Bearer session token, or a Clerk session JWT."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from neonrain.accounts import service
+from neonrain.accounts.clerk import looks_like_jwt
+from neonrain.accounts.security import new_csrf_token
+from neonrain.crypto import constant_time_equals
+from neonrain.errors import ApiError, Unauthenticated
+from neonrain.state import AppState, get_db, get_state
+
+SESSION_COOKIE = "neonrain_session"
+CSRF_COOKIE = "neonrain_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def identify(request: Request, db: AsyncSession, state: AppState) -> service.Identity | None:
+    """The identity behind a request's credentials, or None (no check of CSRF here)."""
+    authorization = request.headers.get("authorization", "")
+    scheme, _, credential = authorization.partition(" ")
+    if scheme.lower() == "bearer" and credential.strip():
+        credential = credential.strip()
+        if state.clerk is not None and looks_like_jwt(credential):
+            clerk_user_id = await state.clerk.verify(credential)
+            if clerk_user_id is None:
+                return None
+            user = await service.user_for_clerk_id(db, clerk_user_id)
+            return service.Identity(user=user, session_id=None, via="clerk")
+        resolved = await service.resolve_session(db, credential)
+        if resolved is None:
+            return None
+        return service.Identity(user=resolved[0], session_id=resolved[1], via="bearer")
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        resolved = await service.resolve_session(db, cookie)
+        if resolved is not None:
+            return service.Identity(user=resolved[0], session_id=resolved[1], via="cookie")
+    return None
+
+
+def check_csrf(request: Request) -> None:
+    """Cookie-authenticated writes must echo the CSRF cookie in a header (double submit)."""
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    header = request.headers.get(CSRF_HEADER, "")
+    if not cookie or not header or not constant_time_equals(cookie, header):
+        raise ApiError(
+            403,
+            "CSRF_FAILED",
+            "This request is missing its security token; reload the page and try again.",
+        )
+
+
+async def require_identity(
+    request: Request,
+    db: Annotated[AsyncSession, Depends(get_db)],
+    state: Annotated[AppState, Depends(get_state)],
+) -> service.Identity:
+    identity = await identify(request, db, state)
+    if identity is None:
+        raise Unauthenticated()
+    if identity.via == "cookie" and request.method not in SAFE_METHODS:
+        check_csrf(request)
+    request.state.user_id = identity.user.id
+    return identity
+
+
+CurrentIdentity = Annotated[service.Identity, Depends(require_identity)]
+
+
+def set_session_cookies(request: Request, response: Response, token: str) -> None:
+    secure = request.url.scheme == "https"
+    max_age = int(service.SESSION_IDLE_LIFETIME.total_seconds())
+    response.set_cookie(
+        SESSION_COOKIE, token, max_age=max_age, httponly=True, samesite="lax", secure=secure,
+        path="/",
+    )  # fmt: skip
+    ensure_csrf_cookie(request, response)
+
+
+def ensure_csrf_cookie(request: Request, response: Response) -> str:
+    """The CSRF cookie's value, setting one when the browser has none yet."""
+    existing = request.cookies.get(CSRF_COOKIE)
+    if existing:
+        return existing
+    value = new_csrf_token()
+    response.set_cookie(
+        CSRF_COOKIE, value, max_age=int(service.SESSION_IDLE_LIFETIME.total_seconds()),
+        httponly=False, samesite="lax", secure=request.url.scheme == "https", path="/",
+    )  # fmt: skip
+    return value
+
+
+def clear_session_cookies(response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/")

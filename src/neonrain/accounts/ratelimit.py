@@ -1,0 +1,50 @@
+"""Sliding-window counters for failed sign-ins (per email and per client address).
+
+Kept in process memory: with several web replicas each counts on its own, so the effective limit
+is per replica; that still stops a brute force at a few hundred guesses an hour.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+
+
+class SlidingWindowLimiter:
+    def __init__(
+        self, limit: int, window_seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limit = limit
+        self.window = window_seconds
+        self._clock = clock
+        self._hits: dict[str, deque[float]] = {}
+
+    def _prune(self, key: str) -> deque[float]:
+        hits = self._hits.get(key)
+        if hits is None:
+            return deque()
+        cutoff = self._clock() - self.window
+        while hits and hits[0] <= cutoff:
+            hits.popleft()
+        if not hits:
+            del self._hits[key]
+        return hits
+
+    def retry_after(self, key: str) -> int | None:
+        """Seconds until ``key`` may try again, or None when it is under the limit."""
+        hits = self._prune(key)
+        if len(hits) < self.limit:
+            return None
+        return max(1, math.ceil(hits[0] + self.window - self._clock()))
+
+    def hit(self, key: str) -> None:
+        self._prune(key)
+        self._hits.setdefault(key, deque()).append(self._clock())
+        if len(self._hits) > 100_000:  # bound memory under a spray of keys
+            for stale in list(self._hits)[:10_000]:
+                self._prune(stale)
+
+    def reset(self, key: str) -> None:
+        self._hits.pop(key, None)

@@ -1,0 +1,183 @@
+"""Accounts: registration, password and Clerk sign-in, server-side sessions."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from neonrain.accounts import security
+from neonrain.accounts.models import Session, User
+from neonrain.crypto import sha256_hex
+from neonrain.db.base import utcnow
+from neonrain.db.changes import record_removed_users
+from neonrain.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+SESSION_IDLE_LIFETIME = timedelta(days=30)
+# last_seen_at is written at most this often, so reads don't turn into writes.
+SESSION_TOUCH_INTERVAL = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who made a request, and how they proved it."""
+
+    user: User
+    session_id: str | None  # None for Clerk tokens
+    via: str  # 'cookie', 'bearer' or 'clerk'
+
+
+class EmailTaken(ApiError):
+    def __init__(self) -> None:
+        super().__init__(409, "EMAIL_TAKEN", "An account with this email already exists.")
+
+
+class InvalidCredentials(ApiError):
+    def __init__(self) -> None:
+        super().__init__(401, "INVALID_CREDENTIALS", "The email or password is not right.")
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+async def register(db: AsyncSession, email: str, password: str) -> User:
+    email = normalize_email(email)
+    if await db.scalar(select(User.id).where(User.email == email)) is not None:
+        raise EmailTaken()
+    user = User(email=email, password_hash=await security.hash_password(password))
+    db.add(user)
+    try:
+        await db.commit()
+    except IntegrityError as exc:  # a concurrent registration won the race
+        await db.rollback()
+        raise EmailTaken() from exc
+    log.info("account created user=%s", user.id)
+    return user
+
+
+async def authenticate(db: AsyncSession, email: str, password: str) -> User:
+    """The user whose email and password these are; the same error for every way to be wrong."""
+    user = await db.scalar(select(User).where(User.email == normalize_email(email)))
+    if not await security.verify_password(user.password_hash if user else None, password):
+        raise InvalidCredentials()
+    assert user is not None and user.password_hash is not None
+    if security.needs_rehash(user.password_hash):
+        user.password_hash = await security.hash_password(password)
+        await db.commit()
+    return user
+
+
+async def create_session(db: AsyncSession, user: User, user_agent: str | None) -> str:
+    """Start a session and return its secret token (only its hash is stored)."""
+    token, token_hash = security.new_session_token()
+    now = utcnow()
+    db.add(
+        Session(
+            user_id=user.id,
+            token_hash=token_hash,
+            expires_at=now + SESSION_IDLE_LIFETIME,
+            last_seen_at=now,
+            user_agent=(user_agent or "")[:300] or None,
+        )
+    )
+    await db.commit()
+    return token
+
+
+async def resolve_session(db: AsyncSession, token: str) -> tuple[User, str] | None:
+    """The user and session id behind a session token, sliding its idle expiry forward."""
+    now = utcnow()
+    row = (
+        await db.execute(
+            select(Session, User)
+            .join(User, User.id == Session.user_id)
+            .where(Session.token_hash == sha256_hex(token))
+        )
+    ).first()
+    if row is None:
+        return None
+    session, user = row
+    if session.expires_at <= now:
+        await db.execute(delete(Session).where(Session.id == session.id))
+        await db.commit()
+        return None
+    if now - session.last_seen_at >= SESSION_TOUCH_INTERVAL:
+        await db.execute(
+            update(Session)
+            .where(Session.id == session.id)
+            .values(last_seen_at=now, expires_at=now + SESSION_IDLE_LIFETIME, updated_at=now)
+        )
+        await db.commit()
+    return user, session.id
+
+
+async def end_session(db: AsyncSession, session_id: str) -> None:
+    await db.execute(delete(Session).where(Session.id == session_id))
+    await db.commit()
+
+
+async def end_all_sessions(db: AsyncSession, user_id: str, keep: str | None = None) -> int:
+    statement = delete(Session).where(Session.user_id == user_id)
+    if keep is not None:
+        statement = statement.where(Session.id != keep)
+    result = await db.execute(statement)
+    await db.commit()
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def user_for_clerk_id(db: AsyncSession, clerk_user_id: str) -> User:
+    """Find or create the account of a Clerk user; safe when two first requests race."""
+    user = await db.scalar(select(User).where(User.clerk_user_id == clerk_user_id))
+    if user is not None:
+        return user
+    user = User(clerk_user_id=clerk_user_id)
+    db.add(user)
+    try:
+        await db.commit()
+        log.info("account created for a Clerk user user=%s", user.id)
+        return user
+    except IntegrityError:
+        await db.rollback()
+        existing = await db.scalar(select(User).where(User.clerk_user_id == clerk_user_id))
+        if existing is None:
+            raise
+        return existing
+
+
+async def change_password(
+    db: AsyncSession, identity: Identity, current_password: str, new_password: str
+) -> None:
+    user = identity.user
+    if user.password_hash is not None and not await security.verify_password(
+        user.password_hash, current_password
+    ):
+        raise ApiError(400, "WRONG_PASSWORD", "The current password is not right.")
+    user.password_hash = await security.hash_password(new_password)
+    user.updated_at = utcnow()
+    await db.merge(user)
+    await db.commit()
+    # Every other device has to sign in again with the new password.
+    await end_all_sessions(db, user.id, keep=identity.session_id)
+
+
+async def delete_account(db: AsyncSession, user: User, confirm_email: str) -> None:
+    if not user.email or normalize_email(confirm_email) != user.email:
+        raise ApiError(400, "CONFIRMATION_MISMATCH", "Type your account's email to confirm.")
+    had_token = user.discord_token is not None
+    await db.execute(delete(User).where(User.id == user.id))
+    if had_token:
+        await record_removed_users(db, [user.id])
+    await db.commit()
+    log.info("account deleted user=%s", user.id)
+
+
+async def create_user_cli(db: AsyncSession, email: str, password: str) -> User:
+    """``neonrain user create``: the way in when registration is closed."""
+    return await register(db, email, password)

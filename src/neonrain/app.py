@@ -1,0 +1,118 @@
+"""The FastAPI application factory and its lifespan (database, keys, background services)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+
+from fastapi import FastAPI
+
+from neonrain.accounts.clerk import ClerkVerifier
+from neonrain.config import Settings, get_settings
+from neonrain.crypto import TokenCipher
+from neonrain.db.changes import ConfigChangeNotifier, PostgresChangeListener, notifier_info
+from neonrain.db.engine import create_engine, create_sessionmaker
+from neonrain.errors import install_error_handlers
+from neonrain.middleware import BodySizeLimit
+from neonrain.state import AppState
+
+log = logging.getLogger(__name__)
+
+# A background service is started with the app's state once the database is ready and returns
+# the coroutine function that stops it.
+BackgroundService = Callable[[AppState], Awaitable[Callable[[], Awaitable[None]]]]
+
+
+def build_state(settings: Settings, internal_api_key: str | None = None) -> AppState:
+    engine = create_engine(settings.database_url)
+    notifier = ConfigChangeNotifier()
+    return AppState(
+        settings=settings,
+        engine=engine,
+        sessionmaker=create_sessionmaker(engine, info=notifier_info(notifier)),
+        cipher=TokenCipher(settings.resolved_secret_key()),
+        notifier=notifier,
+        internal_api_key=internal_api_key
+        or settings.internal_api_key
+        or secrets.token_urlsafe(32),
+        clerk=ClerkVerifier(settings.clerk_jwks_url, settings.clerk_issuer)
+        if settings.clerk_jwks_url
+        else None,
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    internal_api_key: str | None = None,
+    background: Sequence[BackgroundService] = (),
+) -> FastAPI:
+    """The web app. ``background`` services (worker, scraper) run inside its lifespan."""
+    settings = settings or get_settings()
+    state = build_state(settings, internal_api_key)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        listener: PostgresChangeListener | None = None
+        if state.engine.dialect.name == "postgresql":
+            listener = PostgresChangeListener(_asyncpg_dsn(settings.database_url), state.notifier)
+            listener.start()
+        stops: list[Callable[[], Awaitable[None]]] = []
+        try:
+            for start in background:
+                stops.append(await start(state))
+            yield
+        finally:
+            for stop in reversed(stops):
+                try:
+                    await stop()
+                except Exception:
+                    log.exception("a background service failed to stop cleanly")
+            if listener is not None:
+                await listener.stop()
+            await state.engine.dispose()
+
+    app = FastAPI(
+        title="Neonrain",
+        version="0.1.0",
+        summary="AI community members for Discord servers, one configuration per server.",
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.neonrain = state
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit)
+    _include_routers(app)
+    return app
+
+
+def _include_routers(app: FastAPI) -> None:
+    from neonrain.accounts.routes import router as accounts_router
+    from neonrain.health import router as health_router
+    from neonrain.web.pages import router as pages_router
+
+    app.include_router(health_router)
+    app.include_router(accounts_router)
+    app.include_router(pages_router)
+    from neonrain.web.static import mount_static
+
+    mount_static(app)
+
+
+def _asyncpg_dsn(database_url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+def app_state(app: FastAPI) -> AppState:
+    state: AppState = app.state.neonrain
+    return state
+
+

@@ -1,0 +1,170 @@
+"""The ``neonrain`` command: serve, web, worker, db upgrade, user create."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+from neonrain.config import Settings, get_settings
+
+cli = typer.Typer(
+    help="Neonrain: AI community members for Discord servers.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_cli = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+user_cli = typer.Typer(help="Accounts.", no_args_is_help=True)
+cli.add_typer(db_cli, name="db")
+cli.add_typer(user_cli, name="user")
+
+log = logging.getLogger("neonrain")
+
+
+def setup_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # Request lines come from uvicorn's access log; engine chatter is not for operators.
+    for noisy in ("sqlalchemy.engine", "aiosqlite", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def _upgrade(settings: Settings) -> None:
+    from neonrain.crypto import TokenCipher
+    from neonrain.db.migrate import upgrade_database
+
+    report = asyncio.run(
+        upgrade_database(settings.database_url, TokenCipher(settings.resolved_secret_key()))
+    )
+    for line in report.lines():
+        typer.echo(line)
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Create, upgrade or adopt (legacy Neonrain) the database at DATABASE_URL."""
+    settings = get_settings()
+    setup_logging(settings)
+    typer.echo(f"database: {settings.database_label()}")
+    try:
+        _upgrade(settings)
+    except Exception as exc:
+        typer.echo(f"upgrade failed, nothing was changed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+def _run_server(settings: Settings, host: str, port: int, *, mode: str, scraper: bool) -> None:
+    import uvicorn
+
+    from neonrain.app import create_app
+
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+        timeout_graceful_shutdown=8,
+        log_config=None,
+    )
+    server = uvicorn.Server(config)
+    shown = "localhost" if host in ("127.0.0.1", "::1") else host
+    typer.echo(
+        f"Neonrain ({mode}) listening on http://{shown}:{port} "
+        f"— database {settings.database_label()}"
+        + ("" if scraper else " (scraper off)")
+    )
+    server.run()
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address (HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (PORT).")] = None,
+) -> None:
+    """Everything in one process: migrations, web app, Discord worker and scraper."""
+    settings = get_settings()
+    setup_logging(settings)
+    try:
+        _upgrade(settings)
+    except Exception as exc:
+        typer.echo(f"cannot start: the database upgrade failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    _run_server(settings, host or settings.host, port or settings.port, mode="serve", scraper=True)
+
+
+@cli.command()
+def web(
+    host: Annotated[str | None, typer.Option(help="Listen address (HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (PORT).")] = None,
+    no_scraper: Annotated[bool, typer.Option("--no-scraper", help="Do not scrape here.")] = False,
+) -> None:
+    """The web app alone (production replicas); needs INTERNAL_API_KEY."""
+    settings = get_settings()
+    setup_logging(settings)
+    if not settings.internal_api_key:
+        typer.echo("INTERNAL_API_KEY must be set for `neonrain web` (workers use it).", err=True)
+        raise typer.Exit(2)
+    _run_server(
+        settings, host or settings.host, port or settings.port, mode="web", scraper=not no_scraper
+    )
+
+
+@user_cli.command("create")
+def user_create(
+    email: str,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Create an account (the way in when NEONRAIN_ALLOW_REGISTRATION=false)."""
+    from pydantic import ValidationError
+
+    from neonrain.accounts.schemas import Credentials
+
+    settings = get_settings()
+    password = (
+        sys.stdin.readline().rstrip("\n") if password_stdin else getpass.getpass("Password: ")
+    )
+    try:
+        credentials = Credentials(email=email, password=password)
+    except ValidationError as exc:
+        typer.echo(f"invalid: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}", err=True)
+        raise typer.Exit(2) from exc
+    _upgrade(settings)
+
+    async def create() -> str:
+        from neonrain.accounts import service
+        from neonrain.db.engine import create_engine, create_sessionmaker
+
+        engine = create_engine(settings.database_url)
+        try:
+            async with create_sessionmaker(engine)() as db:
+                user = await service.create_user_cli(db, credentials.email, credentials.password)
+                return user.id
+        finally:
+            await engine.dispose()
+
+    try:
+        user_id = asyncio.run(create())
+    except Exception as exc:
+        typer.echo(f"could not create the account: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"created account {credentials.email} ({user_id})")
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

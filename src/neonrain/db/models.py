@@ -1,0 +1,27 @@
+"""Imports every model so that ``Base.metadata`` knows all tables (migrations, tests)."""
+
+from neonrain.accounts.models import Session, User
+from neonrain.chat.models import ChatConversation, ChatConversationGroup, ChatMessage, ChatPersona
+from neonrain.db.base import Base
+from neonrain.db.changes import ConfigRemoval, ConfigState
+from neonrain.servers.models import AgentAction, Server, ServerDailyStat, UserServerConfig, WorkerReport
+from neonrain.websites.models import ServerWebsite, WebsiteScrape
+
+__all__ = [
+    "AgentAction",
+    "Base",
+    "ChatConversation",
+    "ChatConversationGroup",
+    "ChatMessage",
+    "ChatPersona",
+    "ConfigRemoval",
+    "ConfigState",
+    "Server",
+    "ServerDailyStat",
+    "ServerWebsite",
+    "Session",
+    "User",
+    "UserServerConfig",
+    "WebsiteScrape",
+    "WorkerReport",
+]

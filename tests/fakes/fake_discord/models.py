@@ -1,0 +1,594 @@
+"""State of the fake Discord (users, bots, guilds, channels, messages) and its JSON shapes.
+
+The payload builders produce the shapes Discord's API v10 really sends: snowflakes as strings,
+ISO 8601 timestamps with an explicit offset, and every key discord.py reads without a default.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+JSON = dict[str, Any]
+
+DISCORD_EPOCH_MS = 1_420_070_400_000
+
+
+class ChannelType(enum.IntEnum):
+    """The channel types the fake knows (Discord's numbering)."""
+
+    GUILD_TEXT = 0
+    DM = 1
+    GUILD_VOICE = 2
+    GUILD_CATEGORY = 4
+    GUILD_ANNOUNCEMENT = 5
+    GUILD_STAGE_VOICE = 13
+
+
+#: Channel types a message can be posted in (voice and stage channels have a text chat).
+MESSAGEABLE_CHANNEL_TYPES = frozenset(
+    {
+        ChannelType.GUILD_TEXT,
+        ChannelType.DM,
+        ChannelType.GUILD_VOICE,
+        ChannelType.GUILD_ANNOUNCEMENT,
+        ChannelType.GUILD_STAGE_VOICE,
+    }
+)
+
+
+class Intent(enum.IntFlag):
+    """Gateway intents (bit values from Discord's documentation)."""
+
+    GUILDS = 1 << 0
+    GUILD_MEMBERS = 1 << 1
+    GUILD_MODERATION = 1 << 2
+    GUILD_EXPRESSIONS = 1 << 3
+    GUILD_INTEGRATIONS = 1 << 4
+    GUILD_WEBHOOKS = 1 << 5
+    GUILD_INVITES = 1 << 6
+    GUILD_VOICE_STATES = 1 << 7
+    GUILD_PRESENCES = 1 << 8
+    GUILD_MESSAGES = 1 << 9
+    GUILD_MESSAGE_REACTIONS = 1 << 10
+    GUILD_MESSAGE_TYPING = 1 << 11
+    DIRECT_MESSAGES = 1 << 12
+    DIRECT_MESSAGE_REACTIONS = 1 << 13
+    DIRECT_MESSAGE_TYPING = 1 << 14
+    MESSAGE_CONTENT = 1 << 15
+    GUILD_SCHEDULED_EVENTS = 1 << 16
+    AUTO_MODERATION_CONFIGURATION = 1 << 20
+    AUTO_MODERATION_EXECUTION = 1 << 21
+    GUILD_MESSAGE_POLLS = 1 << 24
+    DIRECT_MESSAGE_POLLS = 1 << 25
+
+
+ALL_INTENTS = int(sum(Intent))
+
+
+class Permission(enum.IntFlag):
+    """The permission bits the fake uses."""
+
+    CREATE_INSTANT_INVITE = 1 << 0
+    ADD_REACTIONS = 1 << 6
+    VIEW_CHANNEL = 1 << 10
+    SEND_MESSAGES = 1 << 11
+    EMBED_LINKS = 1 << 14
+    ATTACH_FILES = 1 << 15
+    READ_MESSAGE_HISTORY = 1 << 16
+    MENTION_EVERYONE = 1 << 17
+    USE_EXTERNAL_EMOJIS = 1 << 18
+    CONNECT = 1 << 20
+    SPEAK = 1 << 21
+    CHANGE_NICKNAME = 1 << 26
+
+
+EVERYONE_PERMISSIONS = int(
+    Permission.CREATE_INSTANT_INVITE
+    | Permission.ADD_REACTIONS
+    | Permission.VIEW_CHANNEL
+    | Permission.SEND_MESSAGES
+    | Permission.EMBED_LINKS
+    | Permission.ATTACH_FILES
+    | Permission.READ_MESSAGE_HISTORY
+    | Permission.USE_EXTERNAL_EMOJIS
+    | Permission.CONNECT
+    | Permission.SPEAK
+    | Permission.CHANGE_NICKNAME
+)
+
+BOT_ROLE_PERMISSIONS = int(
+    Permission.VIEW_CHANNEL
+    | Permission.SEND_MESSAGES
+    | Permission.READ_MESSAGE_HISTORY
+    | Permission.CHANGE_NICKNAME
+)
+
+# Application flags Discord reports for an unverified app with the privileged intents switched on.
+APP_FLAG_GATEWAY_PRESENCE_LIMITED = 1 << 13
+APP_FLAG_GATEWAY_GUILD_MEMBERS_LIMITED = 1 << 15
+APP_FLAG_GATEWAY_MESSAGE_CONTENT_LIMITED = 1 << 19
+
+
+class SnowflakeGenerator:
+    """Time-based, strictly increasing snowflakes, like Discord's."""
+
+    def __init__(self) -> None:
+        self._last = 0
+        self._counter = itertools.count()
+
+    def next(self) -> int:
+        ms = int(time.time() * 1000) - DISCORD_EPOCH_MS
+        candidate = (ms << 22) | (1 << 17) | (next(self._counter) & 0xFFF)
+        self._last = max(candidate, self._last + 1)
+        return self._last
+
+
+def snowflake_time(snowflake: int) -> dt.datetime:
+    ms = (snowflake >> 22) + DISCORD_EPOCH_MS
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+
+
+def iso(moment: dt.datetime) -> str:
+    """Discord's timestamp format: ``2024-05-01T12:00:00.123000+00:00``."""
+    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+@dataclass
+class FakeUser:
+    id: int
+    username: str
+    bot: bool = False
+    avatar: str | None = None
+    global_name: str | None = None
+
+    def payload(self) -> JSON:
+        data: JSON = {
+            "id": str(self.id),
+            "username": self.username,
+            "discriminator": "0",
+            "global_name": self.global_name,
+            "avatar": self.avatar,
+            "avatar_decoration_data": None,
+            "banner": None,
+            "accent_color": None,
+            "public_flags": 0,
+            "flags": 0,
+            "primary_guild": None,
+            "collectibles": None,
+        }
+        if self.bot:
+            data["bot"] = True
+        return data
+
+
+@dataclass
+class FakeBot:
+    """A bot account: its token, its user and what its owner switched on in the developer portal."""
+
+    token: str
+    user: FakeUser
+    message_content_intent: bool = True
+    members_intent: bool = False
+    presence_intent: bool = False
+    revoked: bool = False
+
+    @property
+    def id(self) -> int:
+        return self.user.id
+
+    @property
+    def username(self) -> str:
+        return self.user.username
+
+    def allowed_privileged_intents(self) -> int:
+        allowed = 0
+        if self.message_content_intent:
+            allowed |= Intent.MESSAGE_CONTENT
+        if self.members_intent:
+            allowed |= Intent.GUILD_MEMBERS
+        if self.presence_intent:
+            allowed |= Intent.GUILD_PRESENCES
+        return allowed
+
+    def application_flags(self) -> int:
+        flags = 0
+        if self.message_content_intent:
+            flags |= APP_FLAG_GATEWAY_MESSAGE_CONTENT_LIMITED
+        if self.members_intent:
+            flags |= APP_FLAG_GATEWAY_GUILD_MEMBERS_LIMITED
+        if self.presence_intent:
+            flags |= APP_FLAG_GATEWAY_PRESENCE_LIMITED
+        return flags
+
+    def me_payload(self) -> JSON:
+        """``GET /users/@me`` as a bot sees it."""
+        data = self.user.payload()
+        data.update(
+            {
+                "bot": self.user.bot,
+                "mfa_enabled": False,
+                "locale": "en-US",
+                "premium_type": 0,
+                "email": None,
+                "verified": True,
+                "bio": "",
+                "banner_color": None,
+            }
+        )
+        return data
+
+    def application_payload(self) -> JSON:
+        """``GET /oauth2/applications/@me``: the application id equals the bot user's id."""
+        return {
+            "id": str(self.id),
+            "name": self.username,
+            "icon": self.user.avatar,
+            "description": "",
+            "summary": "",
+            "type": None,
+            "is_monetized": False,
+            "is_verified": False,
+            "is_discoverable": False,
+            "bot_public": True,
+            "bot_require_code_grant": False,
+            "verify_key": "0" * 64,
+            "flags": self.application_flags(),
+            "hook": True,
+            "bot": self.user.payload(),
+            "owner": {
+                "id": str(self.id + 1),
+                "username": f"{self.username}-owner",
+                "discriminator": "0",
+                "global_name": None,
+                "avatar": None,
+                "public_flags": 0,
+                "flags": 0,
+            },
+            "team": None,
+            "redirect_uris": [],
+            "interactions_endpoint_url": None,
+            "role_connections_verification_url": None,
+            "tags": [],
+            "integration_types_config": {"0": {}},
+        }
+
+
+@dataclass
+class FakeChannel:
+    id: int
+    guild_id: int
+    name: str
+    type: ChannelType = ChannelType.GUILD_TEXT
+    position: int = 0
+    parent_id: int | None = None
+    topic: str | None = None
+    nsfw: bool = False
+    permission_overwrites: list[JSON] = field(default_factory=list)
+    last_message_id: int | None = None
+
+    def payload(self, *, with_guild_id: bool = True) -> JSON:
+        data: JSON = {
+            "id": str(self.id),
+            "type": int(self.type),
+            "name": self.name,
+            "position": self.position,
+            "parent_id": None if self.parent_id is None else str(self.parent_id),
+            "permission_overwrites": list(self.permission_overwrites),
+            "flags": 0,
+        }
+        if with_guild_id:
+            data["guild_id"] = str(self.guild_id)
+        if self.type in (ChannelType.GUILD_TEXT, ChannelType.GUILD_ANNOUNCEMENT):
+            data.update(
+                {
+                    "topic": self.topic,
+                    "nsfw": self.nsfw,
+                    "last_message_id": _opt_str(self.last_message_id),
+                    "rate_limit_per_user": 0,
+                    "default_auto_archive_duration": 1440,
+                }
+            )
+        elif self.type in (ChannelType.GUILD_VOICE, ChannelType.GUILD_STAGE_VOICE):
+            data.update(
+                {
+                    "nsfw": self.nsfw,
+                    "last_message_id": _opt_str(self.last_message_id),
+                    "bitrate": 64000,
+                    "user_limit": 0,
+                    "rtc_region": None,
+                    "rate_limit_per_user": 0,
+                }
+            )
+        return data
+
+
+@dataclass
+class FakeRole:
+    id: int
+    name: str
+    permissions: int
+    position: int = 0
+    managed: bool = False
+    bot_id: int | None = None
+
+    def payload(self) -> JSON:
+        data: JSON = {
+            "id": str(self.id),
+            "name": self.name,
+            "description": None,
+            "permissions": str(self.permissions),
+            "position": self.position,
+            "color": 0,
+            "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
+            "hoist": False,
+            "managed": self.managed,
+            "mentionable": False,
+            "icon": None,
+            "unicode_emoji": None,
+            "flags": 0,
+        }
+        if self.bot_id is not None:
+            data["tags"] = {"bot_id": str(self.bot_id)}
+        return data
+
+
+@dataclass
+class FakeMember:
+    """A user's membership of a guild."""
+
+    user: FakeUser
+    joined_at: dt.datetime
+    nick: str | None = None
+    role_ids: list[int] = field(default_factory=list)
+
+    def payload(self, *, with_user: bool = True) -> JSON:
+        data: JSON = {
+            "roles": [str(r) for r in self.role_ids],
+            "nick": self.nick,
+            "avatar": None,
+            "banner": None,
+            "joined_at": iso(self.joined_at),
+            "premium_since": None,
+            "deaf": False,
+            "mute": False,
+            "pending": False,
+            "flags": 0,
+            "communication_disabled_until": None,
+        }
+        if with_user:
+            data["user"] = self.user.payload()
+        return data
+
+
+@dataclass
+class FakeGuild:
+    id: int
+    name: str
+    owner_id: int
+    icon: str | None = None
+    channels: list[FakeChannel] = field(default_factory=list)
+    roles: list[FakeRole] = field(default_factory=list)
+    members: dict[int, FakeMember] = field(default_factory=dict)
+
+    def channel(self, channel_id: int) -> FakeChannel | None:
+        return next((c for c in self.channels if c.id == channel_id), None)
+
+    def channel_named(self, name: str) -> FakeChannel:
+        """The first channel with that name (handy in tests)."""
+        for channel in self.channels:
+            if channel.name == name:
+                return channel
+        raise KeyError(name)
+
+    @property
+    def text_channels(self) -> list[FakeChannel]:
+        return [c for c in self.channels if c.type == ChannelType.GUILD_TEXT]
+
+    def has_member(self, user_id: int) -> bool:
+        return user_id in self.members
+
+    def permissions_of(self, user_id: int) -> int:
+        member = self.members.get(user_id)
+        role_ids = set(member.role_ids) if member else set()
+        value = 0
+        for role in self.roles:
+            if role.id == self.id or role.id in role_ids:
+                value |= role.permissions
+        return value
+
+    def base_payload(self) -> JSON:
+        """The guild object of ``GET /guilds/{id}`` (no channels or members, as in Discord)."""
+        return {
+            "id": str(self.id),
+            "name": self.name,
+            "icon": self.icon,
+            "icon_hash": self.icon,
+            "splash": None,
+            "discovery_splash": None,
+            "banner": None,
+            "description": None,
+            "owner_id": str(self.owner_id),
+            "region": "deprecated",
+            "afk_channel_id": None,
+            "afk_timeout": 300,
+            "widget_enabled": False,
+            "widget_channel_id": None,
+            "verification_level": 0,
+            "default_message_notifications": 1,
+            "explicit_content_filter": 0,
+            "roles": [r.payload() for r in self.roles],
+            "emojis": [],
+            "stickers": [],
+            "features": [],
+            "mfa_level": 0,
+            "application_id": None,
+            "system_channel_id": _opt_str(self.text_channels[0].id if self.text_channels else None),
+            "system_channel_flags": 0,
+            "rules_channel_id": None,
+            "public_updates_channel_id": None,
+            "safety_alerts_channel_id": None,
+            "max_presences": None,
+            "max_members": 500000,
+            "vanity_url_code": None,
+            "premium_tier": 0,
+            "premium_subscription_count": 0,
+            "preferred_locale": "en-US",
+            "max_video_channel_users": 25,
+            "max_stage_video_channel_users": 50,
+            "nsfw": False,
+            "nsfw_level": 0,
+            "premium_progress_bar_enabled": False,
+            "incidents_data": None,
+        }
+
+    def partial_payload(self, user_id: int) -> JSON:
+        """An entry of ``GET /users/@me/guilds``."""
+        return {
+            "id": str(self.id),
+            "name": self.name,
+            "icon": self.icon,
+            "banner": None,
+            "owner": self.owner_id == user_id,
+            "permissions": str(self.permissions_of(user_id)),
+            "features": [],
+        }
+
+    def gateway_payload(self, bot_id: int, *, initial: bool) -> JSON:
+        """``GUILD_CREATE``: the guild with its channels, roles and the bot's own member.
+
+        ``initial`` marks the GUILD_CREATE that follows READY (``unavailable: false``); a guild the
+        bot joins later comes without the key, which is how discord.py tells join from available.
+        """
+        data = self.base_payload()
+        me = self.members.get(bot_id)
+        joined = me.joined_at if me else dt.datetime.now(dt.UTC)
+        data.update(
+            {
+                "joined_at": iso(joined),
+                "large": False,
+                "member_count": len(self.members),
+                "lazy": True,
+                "voice_states": [],
+                "members": [me.payload()] if me else [],
+                "channels": [c.payload(with_guild_id=False) for c in self.channels],
+                "threads": [],
+                "presences": [],
+                "stage_instances": [],
+                "guild_scheduled_events": [],
+                "soundboard_sounds": [],
+                "embedded_activities": [],
+                "application_command_counts": {},
+            }
+        )
+        if initial:
+            data["unavailable"] = False
+        return data
+
+
+@dataclass
+class FakeAttachment:
+    id: int
+    filename: str
+    size: int = 1024
+    content_type: str | None = None
+
+    def payload(self, channel_id: int) -> JSON:
+        url = f"https://cdn.discordapp.com/attachments/{channel_id}/{self.id}/{self.filename}"
+        data: JSON = {
+            "id": str(self.id),
+            "filename": self.filename,
+            "size": self.size,
+            "url": url,
+            "proxy_url": url.replace("cdn.discordapp.com", "media.discordapp.net"),
+        }
+        if self.content_type:
+            data["content_type"] = self.content_type
+        return data
+
+
+@dataclass
+class FakeMessage:
+    """A message in a channel's history, posted by a test user or sent by a bot."""
+
+    id: int
+    channel_id: int
+    guild_id: int | None
+    author: FakeUser
+    content: str
+    type: int = 0
+    attachments: list[FakeAttachment] = field(default_factory=list)
+    embeds: list[JSON] = field(default_factory=list)
+    mention_ids: list[int] = field(default_factory=list)
+    reference_id: int | None = None
+    webhook_id: int | None = None
+    nonce: str | int | None = None
+    tts: bool = False
+
+    @property
+    def timestamp(self) -> dt.datetime:
+        return snowflake_time(self.id)
+
+    @property
+    def author_id(self) -> int:
+        return self.author.id
+
+    def payload(
+        self,
+        *,
+        users: dict[int, FakeUser],
+        member: FakeMember | None = None,
+        with_content: bool = True,
+        for_gateway: bool = False,
+        referenced: FakeMessage | None = None,
+    ) -> JSON:
+        """The message object; ``with_content=False`` blanks what the message content intent guards."""
+        data: JSON = {
+            "id": str(self.id),
+            "type": self.type,
+            "channel_id": str(self.channel_id),
+            "author": self.author.payload(),
+            "content": self.content if with_content else "",
+            "timestamp": iso(self.timestamp),
+            "edited_timestamp": None,
+            "tts": self.tts,
+            "mention_everyone": False,
+            "mentions": [users[i].payload() for i in self.mention_ids if i in users],
+            "mention_roles": [],
+            "attachments": [a.payload(self.channel_id) for a in self.attachments]
+            if with_content
+            else [],
+            "embeds": list(self.embeds) if with_content else [],
+            "components": [],
+            "pinned": False,
+            "flags": 0,
+        }
+        if self.nonce is not None:
+            data["nonce"] = self.nonce
+        if self.webhook_id is not None:
+            data["webhook_id"] = str(self.webhook_id)
+        if self.reference_id is not None:
+            data["message_reference"] = {
+                "type": 0,
+                "message_id": str(self.reference_id),
+                "channel_id": str(self.channel_id),
+                **({"guild_id": str(self.guild_id)} if self.guild_id is not None else {}),
+            }
+            data["referenced_message"] = (
+                referenced.payload(users=users, with_content=with_content)
+                if referenced is not None
+                else None
+            )
+        if for_gateway and self.guild_id is not None:
+            data["guild_id"] = str(self.guild_id)
+            if member is not None and self.webhook_id is None:
+                data["member"] = member.payload(with_user=False)
+        return data
+
+
+def _opt_str(value: int | None) -> str | None:
+    return None if value is None else str(value)
