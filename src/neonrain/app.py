@@ -7,7 +7,6 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
-
 from fastapi import FastAPI
 
 from neonrain.accounts.clerk import ClerkVerifier
@@ -35,9 +34,7 @@ def build_state(settings: Settings, internal_api_key: str | None = None) -> AppS
         sessionmaker=create_sessionmaker(engine, info=notifier_info(notifier)),
         cipher=TokenCipher(settings.resolved_secret_key()),
         notifier=notifier,
-        internal_api_key=internal_api_key
-        or settings.internal_api_key
-        or secrets.token_urlsafe(32),
+        internal_api_key=internal_api_key or settings.internal_api_key or secrets.token_urlsafe(32),
         clerk=ClerkVerifier(settings.clerk_jwks_url, settings.clerk_issuer)
         if settings.clerk_jwks_url
         else None,
@@ -96,8 +93,17 @@ def _include_routers(app: FastAPI) -> None:
     from neonrain.health import router as health_router
     from neonrain.web.pages import router as pages_router
 
+    from neonrain.discord_link.routes import router as discord_router
+    from neonrain.internal_api.routes import router as internal_router
+    from neonrain.servers.routes import router as servers_router
+    from neonrain.websites.routes import router as websites_router
+
     app.include_router(health_router)
     app.include_router(accounts_router)
+    app.include_router(discord_router)
+    app.include_router(servers_router)
+    app.include_router(websites_router)
+    app.include_router(internal_router)
     app.include_router(pages_router)
     from neonrain.web.static import mount_static
 
@@ -114,5 +120,3 @@ def _asyncpg_dsn(database_url: str) -> str:
 def app_state(app: FastAPI) -> AppState:
     state: AppState = app.state.neonrain
     return state
-
-

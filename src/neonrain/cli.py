@@ -80,8 +80,7 @@ def _run_server(settings: Settings, host: str, port: int, *, mode: str, scraper:
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
     typer.echo(
         f"Neonrain ({mode}) listening on http://{shown}:{port} "
-        f"— database {settings.database_label()}"
-        + ("" if scraper else " (scraper off)")
+        f"— database {settings.database_label()}" + ("" if scraper else " (scraper off)")
     )
     server.run()
 

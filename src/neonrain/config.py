@@ -20,7 +20,12 @@ DEFAULT_SECRET_KEY_FILE = Path(".neonrain-secret")
 
 def normalize_database_url(url: str) -> str:
     """Map the URL spellings people paste onto the async drivers SQLAlchemy needs."""
-    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://", "postgresql+psycopg://"):
+    for prefix in (
+        "postgres://",
+        "postgresql://",
+        "postgresql+psycopg2://",
+        "postgresql+psycopg://",
+    ):
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url[len(prefix) :]
     if url.startswith("sqlite://") and not url.startswith("sqlite+aiosqlite://"):

@@ -12,6 +12,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DBAPIError, InterfaceError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -118,14 +120,18 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> Response:
-        from sqlalchemy.exc import DBAPIError, OperationalError
-
-        if isinstance(exc, OperationalError | DBAPIError) and _is_connection_problem(exc):
-            log.error("database unavailable during %s %s: %s", request.method, request.url.path, exc)
+    async def _database_down(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, ConnectionError | TimeoutError | PoolTimeout | InterfaceError) or (
+            isinstance(exc, DBAPIError) and _is_connection_problem(exc)
+        ):
+            log.error(
+                "database unavailable during %s %s: %s", request.method, request.url.path, exc
+            )
             return JSONResponse(
-                {"error": "The database is unavailable; try again shortly.", "code": "DB_UNAVAILABLE"},
+                {
+                    "error": "The database is unavailable; try again shortly.",
+                    "code": "DB_UNAVAILABLE",
+                },
                 status_code=503,
                 headers={"Retry-After": "5"},
             )
@@ -135,11 +141,13 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=500,
         )
 
+    # Registered per class (not for Exception) so they are handled, not re-raised, by Starlette.
+    for exception_class in (OSError, DBAPIError, PoolTimeout):
+        app.add_exception_handler(exception_class, _database_down)
 
-def _is_connection_problem(exc: Exception) -> bool:
-    from sqlalchemy.exc import DBAPIError
 
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+def _is_connection_problem(exc: DBAPIError) -> bool:
+    if exc.connection_invalidated or isinstance(exc.orig, ConnectionError | OSError):
         return True
     text = str(exc).lower()
     return any(

@@ -34,27 +34,34 @@ class BodySizeLimit:
                     await self._refuse(send)
                     return
         received = 0
-        response_started = False
+        overflowed = False
+        refused = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, overflowed
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
+                    overflowed = True
                     raise _TooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
+        async def guarded_send(message: Message) -> None:
+            # The framework may turn the read error into its own 400; answer 413 instead.
+            nonlocal refused
+            if overflowed:
+                if not refused:
+                    refused = True
+                    await self._refuse(send)
+                return
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, guarded_send)
         except _TooLarge:
-            if not response_started:
+            if not refused:
+                refused = True
                 await self._refuse(send)
 
     @staticmethod

@@ -37,9 +37,7 @@ class User(IdMixin, TimestampMixin, Base):
     discord_bot_username: Mapped[str | None]
     discord_bot_avatar: Mapped[str | None]
     # The configuration generation (neonrain.db.changes) at this user's last worker-visible change.
-    config_generation: Mapped[int] = mapped_column(
-        BigInteger, default=0, server_default=text("0")
-    )
+    config_generation: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
 
 
 class Session(IdMixin, TimestampMixin, Base):

@@ -72,7 +72,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime(), str: Text()}
+    type_annotation_map = {datetime: UTCDateTime(), str: Text()}  # noqa: RUF012
 
 
 class IdMixin:

@@ -167,12 +167,14 @@ class PostgresChangeListener:
                 delay = min(delay * 2, 30.0)
                 continue
             delay = 1.0
+            closed = asyncio.Event()
             try:
+                connection.add_termination_listener(lambda _c, event=closed: event.set())
                 await connection.add_listener(NOTIFY_CHANNEL, self._on_notify)
                 # A change may have committed while we were not listening.
                 self._notifier.notify()
-                while not connection.is_closed():
-                    await asyncio.sleep(5)
+                await closed.wait()
+                log.warning("config listener lost its database connection; reconnecting")
             finally:
                 with contextlib.suppress(Exception):
                     await connection.close()

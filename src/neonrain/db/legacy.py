@@ -76,7 +76,7 @@ def adopt(connection: Connection) -> list[str]:
 
     if "pending_discord_tokens" not in tables:
         run(
-            'CREATE TABLE pending_discord_tokens (id TEXT PRIMARY KEY, discord_token TEXT NOT NULL,'
+            "CREATE TABLE pending_discord_tokens (id TEXT PRIMARY KEY, discord_token TEXT NOT NULL,"
             " claim_code TEXT NOT NULL, expires_at TIMESTAMP(3) NOT NULL,"
             " claimed BOOLEAN NOT NULL DEFAULT false, claimed_by_user_id TEXT,"
             ' "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP)',
@@ -154,8 +154,32 @@ def adopt(connection: Connection) -> list[str]:
             " REFERENCES users (id) ON DELETE CASCADE)",
             "chat_personas",
         )
-        run("CREATE INDEX chat_personas_user_id_idx ON chat_personas (user_id)", "chat_personas_idx")
+        run(
+            "CREATE INDEX chat_personas_user_id_idx ON chat_personas (user_id)", "chat_personas_idx"
+        )
+
+    _drop_on_update_actions(connection, created)
 
     # From now on Alembic keeps the history; Prisma's no longer describes this schema.
     connection.exec_driver_sql("DROP TABLE _prisma_migrations")
     return created
+
+
+def _drop_on_update_actions(connection: Connection, notes: list[str]) -> None:
+    """Prisma adds ``ON UPDATE CASCADE`` to every foreign key; ids never change here, and
+    revision 1 does not have it, so recreate those keys without it."""
+    inspector = sa.inspect(connection)
+    for table in inspector.get_table_names():
+        for fk in inspector.get_foreign_keys(table):
+            if not fk["options"].get("onupdate") or not fk["name"]:
+                continue
+            columns = ", ".join(f'"{c}"' for c in fk["constrained_columns"])
+            referred = ", ".join(f'"{c}"' for c in fk["referred_columns"])
+            on_delete = fk["options"].get("ondelete")
+            connection.exec_driver_sql(f'ALTER TABLE "{table}" DROP CONSTRAINT "{fk["name"]}"')
+            connection.exec_driver_sql(
+                f'ALTER TABLE "{table}" ADD CONSTRAINT "{fk["name"]}" FOREIGN KEY ({columns})'
+                f' REFERENCES "{fk["referred_table"]}" ({referred})'
+                + (f" ON DELETE {on_delete}" if on_delete else "")
+            )
+            notes.append(f"{fk['name']} without ON UPDATE CASCADE")

@@ -64,7 +64,7 @@ class UpgradeReport:
         if self.adopted_objects:
             lines.append("  created missing legacy objects: " + ", ".join(self.adopted_objects))
         keys = list(LEGACY_SUMMARY_KEYS) if is_legacy else []
-        keys += [key for key in sorted(self.summary) if key not in keys]
+        keys += [key for key in sorted(self.summary) if key not in keys and self.summary[key]]
         lines += [f"  {key}: {self.summary.get(key, 0)}" for key in keys]
         lines.append(f"now at {self.to_revision}")
         return lines
@@ -131,11 +131,15 @@ def _transactional_sqlite(engine: Any) -> None:
         connection.exec_driver_sql("BEGIN")
 
 
+def _ensure_parent_directory(database: str) -> None:
+    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
 async def upgrade_database(database_url: str, cipher: TokenCipher) -> UpgradeReport:
     """Upgrade (or create, or adopt) the database at ``database_url`` to the head revision."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        _ensure_parent_directory(url.database)
     engine = create_async_engine(database_url)
     if url.get_backend_name() == "sqlite":
         _transactional_sqlite(engine)

@@ -39,9 +39,7 @@ class UserServerConfig(IdMixin, TimestampMixin, Base):
     rules: Mapped[str] = mapped_column(default="", server_default=text("''"))
     information: Mapped[str] = mapped_column(default="", server_default=text("''"))
     bot_active: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
-    messages_sent_count: Mapped[int] = mapped_column(
-        Integer, default=0, server_default=text("0")
-    )
+    messages_sent_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     messages_received_count: Mapped[int] = mapped_column(
         Integer, default=0, server_default=text("0")
     )

@@ -21,7 +21,9 @@ class ServerWebsite(IdMixin, TimestampMixin, Base):
             "url",
             unique=True,
         ),
-        Index("server_websites_scrape_status_next_scrape_at_idx", "scrape_status", "next_scrape_at"),
+        Index(
+            "server_websites_scrape_status_next_scrape_at_idx", "scrape_status", "next_scrape_at"
+        ),
     )
 
     user_server_config_id: Mapped[str] = mapped_column(

@@ -114,7 +114,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pending_discord_tokens_pkey"),
     )
     op.create_index(
-        "pending_discord_tokens_claim_code_key", "pending_discord_tokens", ["claim_code"], unique=True
+        "pending_discord_tokens_claim_code_key",
+        "pending_discord_tokens",
+        ["claim_code"],
+        unique=True,
     )
 
     op.create_table(
@@ -143,9 +146,7 @@ def upgrade() -> None:
         "chat_conversations",
         sa.Column("id", sa.Text(), nullable=False),
         sa.Column("user_id", sa.Text(), nullable=False),
-        sa.Column(
-            "title", sa.Text(), nullable=False, server_default=sa.text("'New conversation'")
-        ),
+        sa.Column("title", sa.Text(), nullable=False, server_default=sa.text("'New conversation'")),
         sa.Column("group_id", sa.Text(), nullable=True),
         sa.Column("pane_index", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("created_at", ts(), nullable=False, server_default=NOW),

@@ -281,7 +281,8 @@ def _migrate_configurations() -> dict[str, str]:
     bind = op.get_bind()
     users = bind.execute(sa.select(users_t).order_by(users_t.c.createdAt, users_t.c.id)).mappings()
     servers_by_guild = {
-        row.guild_id: row.id for row in bind.execute(sa.select(servers_t.c.id, servers_t.c.guild_id))
+        row.guild_id: row.id
+        for row in bind.execute(sa.select(servers_t.c.id, servers_t.c.guild_id))
     }
     now = _now()
     migrated: dict[str, str] = {}
@@ -337,6 +338,8 @@ def _migrate_websites(migrated: dict[str, str]) -> None:
     """Rule 3: websites move from the shared server row to each configuration of that server."""
     bind = op.get_bind()
     with op.batch_alter_table("server_websites") as batch:
+        # Copies for several accounts share a server and URL until server_id goes.
+        batch.drop_index("server_websites_server_id_url_key")
         batch.add_column(sa.Column("user_server_config_id", sa.Text(), nullable=True))
         batch.add_column(
             sa.Column("scrape_status", sa.Text(), nullable=False, server_default="queued")
@@ -396,7 +399,6 @@ def _migrate_websites(migrated: dict[str, str]) -> None:
             _count("websites copied for another account on the same server")
 
     with op.batch_alter_table("server_websites") as batch:
-        batch.drop_index("server_websites_server_id_url_key")
         batch.drop_constraint("server_websites_server_id_fkey", type_="foreignkey")
         batch.drop_column("server_id")
         batch.alter_column("user_server_config_id", existing_type=sa.Text(), nullable=False)
@@ -485,7 +487,9 @@ def _migrate_chat(migrated: dict[str, str]) -> None:
         batch.add_column(sa.Column("huma_agent_expires_at", ts(), nullable=True))
     with op.batch_alter_table("chat_personas") as batch:
         batch.drop_index("chat_personas_user_id_idx")
-        batch.create_index("chat_personas_user_id_nickname_key", ["user_id", "nickname"], unique=True)
+        batch.create_index(
+            "chat_personas_user_id_nickname_key", ["user_id", "nickname"], unique=True
+        )
 
 
 def _normalise_panes() -> None:
@@ -502,13 +506,13 @@ def _normalise_panes() -> None:
         .order_by(conversations_t.c.pane_index, conversations_t.c.created_at, conversations_t.c.id)
     ).mappings():
         by_group[row["group_id"]].append(row)
-    groups = {
-        row["id"]: row for row in bind.execute(sa.select(groups_t)).mappings()
-    }
+    groups = {row["id"]: row for row in bind.execute(sa.select(groups_t)).mappings()}
     for group_id, group in groups.items():
         conversations = by_group.get(group_id, [])
         indexes = [c["pane_index"] for c in conversations]
-        needs_renumbering = len(set(indexes)) != len(indexes) or any(i < 0 or i > 4 for i in indexes)
+        needs_renumbering = len(set(indexes)) != len(indexes) or any(
+            i < 0 or i > 4 for i in indexes
+        )
         if needs_renumbering:
             for position, conversation in enumerate(conversations[:5]):
                 # Park them out of the way first so the new numbers never collide on the way.

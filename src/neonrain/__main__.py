@@ -1,0 +1,3 @@
+from neonrain.cli import main
+
+main()
