@@ -82,7 +82,10 @@ class HumaAuthError(HumaAPIError):
     """
 
     def __init__(
-        self, message: str = "HUMA rejected the API key", *, status: int | None = None,
+        self,
+        message: str = "HUMA rejected the API key",
+        *,
+        status: int | None = None,
         body: str = "",
     ) -> None:
         super().__init__(message, status=status, body=body)
@@ -362,6 +365,7 @@ class HumaSocket:
         self._refusal: object = None
         self._closing = False
         self._opened = False
+        self._lost_early = False
         self._sio = socketio.AsyncClient(
             reconnection=False,  # AgentConnection owns retries, backoff and agent recreation
             logger=False,
@@ -386,7 +390,10 @@ class HumaSocket:
             logger.warning("huma event ignored: not an object agent_id=%s", self.agent_id)
 
     async def _handle_disconnect(self, reason: object = None) -> None:
-        if self._closing or not self._opened:
+        if self._closing:
+            return
+        if not self._opened:
+            self._lost_early = True  # dropped before connect() returned: connect() reports it
             return
         self._opened = False
         await self._on_disconnect(str(reason or "disconnected"))
@@ -417,6 +424,9 @@ class HumaSocket:
         except (socketio.exceptions.ConnectionError, OSError, TimeoutError) as exc:
             await self._abort()
             raise self._classify(exc) from None
+        if self._lost_early or not self._sio.connected:
+            await self._abort()
+            raise HumaConnectionError(f"connection to HUMA lost at once for agent {self.agent_id}")
         self._opened = True
 
     def _classify(self, exc: BaseException) -> HumaError:
@@ -563,22 +573,20 @@ class AgentConnection:
                 exc,
             )
             self._spawn_loop(immediate=False)
+        except Exception as exc:
+            detail = _redact(f"{type(exc).__name__}: {exc}", self._api_key)
+            logger.error("huma connect error agent_id=%s error=%s", self._agent_id, detail)
+            self._spawn_loop(immediate=False)
 
-    async def wait_connected(self, timeout: float | None = None) -> bool:
-        """Wait until connected; ``False`` on timeout or when the connection failed for good."""
-
-        async def _wait() -> None:
-            while not self.connected:
-                if self.state in ("failed", "closed"):
-                    return
-                self._connected_event.clear()
-                await self._connected_event.wait()
-
-        try:
-            await asyncio.wait_for(_wait(), timeout)
-        except TimeoutError:
-            return False
-        return self.connected
+    async def wait_connected(self) -> bool:
+        """Wait until connected (bound it with ``asyncio.timeout``); ``False`` when the connection
+        failed for good or was closed."""
+        while not self.connected:
+            if self.state in ("failed", "closed"):
+                return False
+            self._connected_event.clear()
+            await self._connected_event.wait()
+        return True
 
     async def emit(self, content: Mapping[str, Any]) -> None:
         """Send one ``message`` event; :class:`HumaNotConnectedError` when not connected."""
@@ -636,7 +644,9 @@ class AgentConnection:
         if self._agent_id is None:
             previous = self._previous_agent_id
             info = await self.rest.create_agent(
-                self.name, self.metadata, agent_type=self._agent_type,
+                self.name,
+                self.metadata,
+                agent_type=self._agent_type,
                 ttl_seconds=self._ttl_seconds,
             )
             self._agent_id = info.id
@@ -698,6 +708,9 @@ class AgentConnection:
                     await self._fail(exc)
                     return
                 logger.warning("huma reconnect failed agent_id=%s error=%s", self._agent_id, exc)
+            except Exception as exc:  # never let the loop die silently; keep retrying
+                detail = _redact(f"{type(exc).__name__}: {exc}", self._api_key)
+                logger.error("huma reconnect error agent_id=%s error=%s", self._agent_id, detail)
 
     async def _handle_event(self, data: JSONDict) -> None:
         if data.get("type") == "error" and self.state == "connected":

@@ -308,7 +308,7 @@ def cut(text: str, limit: int) -> str:
 def describe_new_message(author: str, channel_name: str, text: str) -> str:
     """The one-sentence ``description`` of a ``new-message`` update."""
     return (
-        f'User {author} sent a new message in channel #{channel_name}: '
+        f"User {author} sent a new message in channel #{channel_name}: "
         f'"{cut(text, DESCRIPTION_TEXT_LIMIT)}". Review the conversationHistory field to see the '
         "full conversation context before responding."
     )

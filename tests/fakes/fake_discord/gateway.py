@@ -216,17 +216,23 @@ class GatewayConnection:
 
 
 def _split_zlib(data: bytes, chunk_size: int | None) -> list[bytes]:
-    """Split one compressed message over several frames; only the last may end in the suffix."""
-    if not chunk_size or len(data) <= chunk_size:
+    """Split one compressed message over several frames.
+
+    Only the last frame may end in the Z_SYNC_FLUSH suffix, and it carries the whole suffix:
+    clients (discord.py among them) look for it in the frame they just received.
+    """
+    body, suffix = data[: -len(ZLIB_SUFFIX)], data[-len(ZLIB_SUFFIX) :]
+    if not chunk_size or len(data) <= chunk_size or suffix != ZLIB_SUFFIX:
         return [data]
     chunks: list[bytes] = []
     start = 0
-    while start < len(data):
-        end = min(start + chunk_size, len(data))
-        while end < len(data) and data[start:end].endswith(ZLIB_SUFFIX):
+    while start < len(body):
+        end = min(start + chunk_size, len(body))
+        while end < len(body) and body[start:end].endswith(ZLIB_SUFFIX):
             end += 1
-        chunks.append(data[start:end])
+        chunks.append(body[start:end])
         start = end
+    chunks[-1] += suffix
     return chunks
 
 

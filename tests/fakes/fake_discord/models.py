@@ -546,7 +546,7 @@ class FakeMessage:
         for_gateway: bool = False,
         referenced: FakeMessage | None = None,
     ) -> JSON:
-        """The message object; ``with_content=False`` blanks what the message content intent guards."""
+        """The message object; ``with_content=False`` blanks what the content intent guards."""
         data: JSON = {
             "id": str(self.id),
             "type": self.type,

@@ -1,0 +1,1 @@
+"""Connecting a bot token and listing the bot's guilds (Discord REST)."""
