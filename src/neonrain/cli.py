@@ -61,12 +61,23 @@ def db_upgrade() -> None:
         raise typer.Exit(1) from exc
 
 
-def _run_server(settings: Settings, host: str, port: int, *, mode: str, scraper: bool) -> None:
+def _run_server(
+    settings: Settings, host: str, port: int, *, mode: str, scraper: bool, worker: bool
+) -> None:
     import uvicorn
 
-    from neonrain.app import create_app
+    from neonrain.app import BackgroundService, create_app
 
-    app = create_app(settings)
+    background: list[BackgroundService] = []
+    if scraper:
+        from neonrain.websites.scraper import start_scraper
+
+        background.append(start_scraper)
+    if worker:
+        from neonrain.worker.manager import embedded_worker
+
+        background.append(embedded_worker(host, port))
+    app = create_app(settings, background=background)
     config = uvicorn.Config(
         app,
         host=host,
@@ -98,7 +109,14 @@ def serve(
     except Exception as exc:
         typer.echo(f"cannot start: the database upgrade failed: {exc}", err=True)
         raise typer.Exit(1) from exc
-    _run_server(settings, host or settings.host, port or settings.port, mode="serve", scraper=True)
+    _run_server(
+        settings,
+        host or settings.host,
+        port or settings.port,
+        mode="serve",
+        scraper=True,
+        worker=True,
+    )
 
 
 @cli.command()
@@ -114,8 +132,44 @@ def web(
         typer.echo("INTERNAL_API_KEY must be set for `neonrain web` (workers use it).", err=True)
         raise typer.Exit(2)
     _run_server(
-        settings, host or settings.host, port or settings.port, mode="web", scraper=not no_scraper
+        settings,
+        host or settings.host,
+        port or settings.port,
+        mode="web",
+        scraper=not no_scraper,
+        worker=False,
     )
+
+
+@cli.command()
+def worker(
+    shard: Annotated[
+        str | None, typer.Option(help="Serve only shard I of N of the accounts, as I/N.")
+    ] = None,
+) -> None:
+    """The Discord worker alone; reads its configuration from NEONRAIN_BACKEND_URL."""
+    settings = get_settings()
+    setup_logging(settings)
+    if not settings.internal_api_key:
+        typer.echo("INTERNAL_API_KEY must be set for `neonrain worker`.", err=True)
+        raise typer.Exit(2)
+    parsed: tuple[int, int] | None = None
+    if shard is not None:
+        try:
+            index, _, count = shard.partition("/")
+            parsed = (int(index), int(count))
+            if not 0 <= parsed[0] < parsed[1]:
+                raise ValueError
+        except ValueError as exc:
+            typer.echo("--shard takes I/N with 0 <= I < N, for example 0/2.", err=True)
+            raise typer.Exit(2) from exc
+    from neonrain.worker.manager import run_standalone
+
+    typer.echo(
+        f"Neonrain worker{f' shard {parsed[0]}/{parsed[1]}' if parsed else ''} "
+        f"reading its configuration from {settings.backend_url}"
+    )
+    asyncio.run(run_standalone(settings, parsed))
 
 
 @user_cli.command("create")

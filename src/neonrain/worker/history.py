@@ -1,0 +1,71 @@
+"""The last 50 messages of every channel the worker has seen, for the agent's context."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from neonrain.huma.prompt import format_history_line
+
+HISTORY_PER_CHANNEL = 50
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: int
+    author: str
+    author_id: str
+    content: str
+    timestamp: datetime
+
+    def line(self) -> str:
+        return format_history_line(self.timestamp, self.author, self.content)
+
+    def as_action_message(self) -> dict[str, str]:
+        return {
+            "author": self.author[:200],
+            "authorId": self.author_id,
+            "content": self.content[:8000],
+            "timestamp": self.timestamp.isoformat(),
+        }
+
+
+class ChannelHistory:
+    """Messages of one channel in Discord's order (snowflake ids grow with time), de-duplicated."""
+
+    def __init__(self, limit: int = HISTORY_PER_CHANNEL) -> None:
+        self._entries: deque[Entry] = deque(maxlen=limit)
+        self._ids: set[int] = set()
+        self.loaded = False
+
+    def add(self, entry: Entry) -> bool:
+        """Add a message; False when it was already there."""
+        if entry.id in self._ids:
+            return False
+        if self._entries and entry.id < self._entries[-1].id:
+            # Out of order (a loaded page racing a live event): put it in its place.
+            ordered = sorted([*self._entries, entry], key=lambda e: e.id)
+            self._entries.clear()
+            self._entries.extend(ordered)  # the deque keeps the newest ``limit``
+        else:
+            self._entries.append(entry)
+        self._ids = {e.id for e in self._entries}
+        return True
+
+    def extend(self, entries: Iterable[Entry]) -> None:
+        for entry in sorted(entries, key=lambda e: e.id):
+            self.add(entry)
+
+    def entries(self) -> list[Entry]:
+        return list(self._entries)
+
+    def lines(self, limit: int | None = None) -> list[str]:
+        entries = self.entries()
+        if limit is not None:
+            entries = entries[-limit:]
+        return [e.line() for e in entries]
+
+    def __len__(self) -> int:
+        return len(self._entries)
