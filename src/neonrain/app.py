@@ -82,6 +82,7 @@ def create_app(
         openapi_url="/api/openapi.json",
     )
     app.state.neonrain = state
+    state.asgi_app = app
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit)
     _include_routers(app)
@@ -90,12 +91,11 @@ def create_app(
 
 def _include_routers(app: FastAPI) -> None:
     from neonrain.accounts.routes import router as accounts_router
-    from neonrain.health import router as health_router
-    from neonrain.web.pages import router as pages_router
-
     from neonrain.discord_link.routes import router as discord_router
+    from neonrain.health import router as health_router
     from neonrain.internal_api.routes import router as internal_router
     from neonrain.servers.routes import router as servers_router
+    from neonrain.web.pages import router as pages_router
     from neonrain.websites.routes import router as websites_router
 
     app.include_router(health_router)

@@ -76,8 +76,9 @@ def _run_server(
     if worker:
         from neonrain.worker.manager import embedded_worker
 
-        background.append(embedded_worker(host, port))
+        background.append(embedded_worker)
     app = create_app(settings, background=background)
+    notifier = app.state.neonrain.notifier
     config = uvicorn.Config(
         app,
         host=host,
@@ -87,13 +88,29 @@ def _run_server(
         timeout_graceful_shutdown=8,
         log_config=None,
     )
-    server = uvicorn.Server(config)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: object) -> None:
+            super().handle_exit(sig, frame)  # type: ignore[arg-type]
+            # Long-polling workers answer at once instead of holding up the shutdown.
+            if self.started and loop is not None:
+                loop.call_soon_threadsafe(notifier.close)
+
+    loop: asyncio.AbstractEventLoop | None = None
+    server = Server(config)
+
+    async def serve_forever() -> None:
+        nonlocal loop
+        loop = asyncio.get_running_loop()
+        await server.serve()
+
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
     typer.echo(
         f"Neonrain ({mode}) listening on http://{shown}:{port} "
         f"— database {settings.database_label()}" + ("" if scraper else " (scraper off)")
     )
-    server.run()
+    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+        runner.run(serve_forever())
 
 
 @cli.command()

@@ -33,6 +33,8 @@ class AppState:
     )
     # Room for domain services started by the lifespan (worker, scraper, chat hub, …).
     services: dict[str, Any] = field(default_factory=dict)
+    # The ASGI app itself, for in-process clients of its own API (the embedded worker).
+    asgi_app: Any = None
 
 
 def get_state(request: Request) -> AppState:

@@ -54,13 +54,22 @@ class ConfigChangeNotifier:
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        self.closed = False
 
     def notify(self) -> None:
         event_, self._event = self._event, asyncio.Event()
         event_.set()
 
+    def close(self) -> None:
+        """The process is shutting down: wake every waiter, and make later waits return at once
+        (long-polling requests then answer immediately instead of holding up the shutdown)."""
+        self.closed = True
+        self.notify()
+
     async def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the next change; True when one happened."""
+        if self.closed:
+            return False
         current = self._event
         try:
             await asyncio.wait_for(current.wait(), timeout)

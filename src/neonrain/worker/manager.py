@@ -9,6 +9,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+import httpx
 import yarl
 
 from neonrain.huma import HumaRestClient
@@ -18,7 +19,6 @@ from neonrain.worker.config import ConfigSnapshot, TokenConfig
 from neonrain.worker.reporting import Reporter
 
 if TYPE_CHECKING:
-    from neonrain.app import BackgroundService
     from neonrain.config import Settings
     from neonrain.state import AppState
 
@@ -166,9 +166,10 @@ class Worker:
         shard: tuple[int, int] | None = None,
         long_poll: float = LONG_POLL_SECONDS,
         flush_seconds: float = 2.0,
+        backend_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         point_discord_py_at(discord_api_url, discord_gateway_url)
-        self.backend = BackendClient(backend_url, api_key)
+        self.backend = BackendClient(backend_url, api_key, transport=backend_transport)
         self.reporter = Reporter(self.backend, flush_seconds=flush_seconds)
         self._huma_rest = HumaRestClient(huma_api_url, huma_api_key) if huma_api_key else None
         huma = (
@@ -208,28 +209,30 @@ class Worker:
         log.info("worker stopped")
 
 
-def embedded_worker(host: str, port: int) -> BackgroundService:
-    """The worker inside ``neonrain serve``: it talks to this process's own internal API over
-    loopback, with this process's key, exactly as a separate worker would."""
+def embedded_worker(state: AppState) -> Awaitable[Callable[[], Awaitable[None]]]:
+    """The worker inside ``neonrain serve``, a background service of the app.
 
-    async def start(state: AppState) -> Callable[[], Awaitable[None]]:
-        settings = state.settings
-        loopback = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
-        if ":" in loopback:
-            loopback = f"[{loopback}]"
-        worker = Worker(
-            backend_url=f"http://{loopback}:{port}",
-            api_key=state.internal_api_key,
-            huma_api_url=settings.huma_api_url,
-            huma_api_key=settings.huma_api_key,
-            typing_wpm=settings.typing_wpm,
-            discord_api_url=settings.discord_api_url,
-            discord_gateway_url=settings.discord_gateway_url,
-        )
-        await worker.start()
-        return worker.stop
+    It uses the same internal HTTP API as a separate worker, with this process's key, but calls
+    the app in-process (ASGI) instead of through a socket: no start-up race with the listener,
+    and on shutdown its last statistics still reach the database after the listener closed.
+    """
+    return _start_embedded(state)
 
-    return start
+
+async def _start_embedded(state: AppState) -> Callable[[], Awaitable[None]]:
+    settings = state.settings
+    worker = Worker(
+        backend_url="http://neonrain.internal",
+        api_key=state.internal_api_key,
+        huma_api_url=settings.huma_api_url,
+        huma_api_key=settings.huma_api_key,
+        typing_wpm=settings.typing_wpm,
+        discord_api_url=settings.discord_api_url,
+        discord_gateway_url=settings.discord_gateway_url,
+        backend_transport=httpx.ASGITransport(app=state.asgi_app),
+    )
+    await worker.start()
+    return worker.stop
 
 
 async def run_standalone(settings: Settings, shard: tuple[int, int] | None) -> None:

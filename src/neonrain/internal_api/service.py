@@ -1,0 +1,481 @@
+"""The worker's side of the web app: configuration out (``tokens``), stats/actions/status in.
+
+``tokens`` costs a constant number of SQL queries whatever the number of accounts: one for the
+generation, one for the accounts, one for their configurations and one for their websites' newest
+successful content (window function), plus two for removals in a delta answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, Table, Text, any_, bindparam, case, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.dml import Insert
+
+from neonrain.accounts.models import User
+from neonrain.crypto import TokenCipher, TokenDecryptionError
+from neonrain.db.base import UTCDateTime, iso, utcnow
+from neonrain.db.changes import ConfigChangeNotifier, ConfigRemoval, current_generation
+from neonrain.discord_link.service import TOKEN_INVALID, TOKEN_VALID
+from neonrain.errors import ApiError
+from neonrain.internal_api.schemas import (
+    AgentActionBody,
+    StatEvent,
+    StatsResult,
+    WorkerTokenState,
+)
+from neonrain.servers.models import (
+    AgentAction,
+    Server,
+    ServerDailyStat,
+    UserServerConfig,
+    WorkerReport,
+)
+from neonrain.sharding import in_shard
+from neonrain.websites import service as websites_service
+
+log = logging.getLogger(__name__)
+
+MAX_WAIT_SECONDS = 30.0
+
+
+# ------------------------------------------------------------------------------------ tokens
+
+
+@dataclass(frozen=True, slots=True)
+class TokensRequest:
+    shard: int | None = None
+    shards: int | None = None
+    since: int | None = None
+
+    @property
+    def sharded(self) -> bool:
+        return self.shards is not None and self.shards > 1
+
+    def wants(self, user_id: str) -> bool:
+        if not self.sharded:
+            return True
+        assert self.shard is not None and self.shards is not None
+        return in_shard(user_id, self.shard, self.shards)
+
+    def etag(self, generation: int) -> str:
+        if self.sharded:
+            return f'"{generation}-{self.shard}of{self.shards}"'
+        return f'"{generation}"'
+
+
+@dataclass(frozen=True, slots=True)
+class TokensAnswer:
+    """Either ``body`` (200) or nothing (304), with the ETag of the generation it describes."""
+
+    etag: str
+    body: bytes | None
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    candidates = [part.strip() for part in if_none_match.split(",")]
+    return any(c == "*" or c.removeprefix("W/") == etag for c in candidates)
+
+
+async def tokens(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    notifier: ConfigChangeNotifier,
+    cipher: TokenCipher,
+    request: TokensRequest,
+    *,
+    if_none_match: str | None,
+    wait: float,
+) -> TokensAnswer:
+    """The tokens answer; when the caller is up to date, hold up to ``wait`` seconds for a change.
+
+    No database connection is held while waiting. The waiter subscribes to the notifier *before*
+    the generation is read, so a change committed in between still wakes it.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + min(max(wait, 0.0), MAX_WAIT_SECONDS)
+    if not if_none_match and (request.since is None or wait <= 0):
+        # Nothing to compare with: build at once (the build reads the generation itself).
+        async with sessionmaker() as session:
+            generation, payload = await build_tokens_payload(session, cipher, request)
+        return TokensAnswer(etag=request.etag(generation), body=_dump(payload))
+    while True:
+        remaining = deadline - loop.time()
+        waiter = asyncio.ensure_future(notifier.wait(remaining)) if remaining > 0 else None
+        await asyncio.sleep(0)  # let the waiter take the current event
+        try:
+            async with sessionmaker() as session:
+                generation = await current_generation(session)
+            etag = request.etag(generation)
+            up_to_date = etag_matches(if_none_match, etag) or (
+                request.since is not None and request.since >= generation
+            )
+            if not up_to_date or waiter is None or notifier.closed:
+                break
+            await waiter
+        finally:
+            if waiter is not None and not waiter.done():
+                waiter.cancel()
+    if etag_matches(if_none_match, etag):
+        return TokensAnswer(etag=etag, body=None)
+    async with sessionmaker() as session:
+        generation, payload = await build_tokens_payload(session, cipher, request)
+    return TokensAnswer(etag=request.etag(generation), body=_dump(payload))
+
+
+def _dump(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _ids_condition(
+    column: ColumnElement[str] | InstrumentedAttribute[str], ids: Sequence[str], dialect: str
+) -> ColumnElement[bool]:
+    """``column IN ids`` with ONE bind parameter whatever the number of ids (an array on
+    PostgreSQL, a JSON list on SQLite), so big shards neither explode the parameter count nor
+    the number of queries."""
+    if dialect == "postgresql":
+        return column == any_(bindparam("ids", list(ids), type_=postgresql.ARRAY(Text)))
+    values = func.json_each(bindparam("ids", json.dumps(list(ids)), type_=Text)).table_valued(
+        "value"
+    )
+    return column.in_(select(values.c.value))
+
+
+async def build_tokens_payload(
+    session: AsyncSession, cipher: TokenCipher, request: TokensRequest
+) -> tuple[int, dict[str, Any]]:
+    """The seed's ``{tokens: [...]}`` plus ``generation`` and ``removedUserIds``."""
+    # The generation first: everything read afterwards is at least that new, so a worker that
+    # later asks ``since=generation`` cannot miss a change.
+    generation = await current_generation(session)
+    dialect = session.get_bind().dialect.name
+
+    wanted: ColumnElement[bool] = User.discord_token.is_not(None)
+    if request.since is not None:
+        wanted = wanted & (User.config_generation > request.since)
+    users = [
+        (user_id, ciphertext)
+        for user_id, ciphertext in (
+            await session.execute(
+                select(User.id, User.discord_token).where(wanted).order_by(User.id)
+            )
+        ).all()
+        if request.wants(user_id)
+    ]
+    removed = await _removed_users(session, request) if request.since is not None else []
+
+    entries: dict[str, dict[str, Any]] = {}
+    for user_id, ciphertext in users:
+        try:
+            token = cipher.decrypt(ciphertext or "")
+        except TokenDecryptionError:
+            log.warning("skipping user %s: stored Discord token cannot be decrypted", user_id)
+            removed.append(user_id)
+            continue
+        entries[user_id] = {"discordToken": token, "userId": user_id, "servers": []}
+
+    if entries:
+        if request.sharded or request.since is not None:
+            configs_of = _ids_condition(UserServerConfig.user_id, list(entries), dialect)
+        else:
+            configs_of = UserServerConfig.user_id.in_(select(User.id).where(wanted))
+        await _add_servers(session, entries, configs_of)
+
+    return generation, {
+        "generation": generation,
+        "tokens": list(entries.values()),
+        "removedUserIds": sorted(set(removed)),
+    }
+
+
+async def _add_servers(
+    session: AsyncSession, entries: dict[str, dict[str, Any]], configs_of: ColumnElement[bool]
+) -> None:
+    rows = await session.execute(
+        select(
+            UserServerConfig.id,
+            UserServerConfig.user_id,
+            Server.id,
+            Server.guild_id,
+            Server.guild_name,
+            UserServerConfig.bot_active,
+            UserServerConfig.bot_name,
+            UserServerConfig.personality,
+            UserServerConfig.rules,
+            UserServerConfig.information,
+        )
+        .join(Server, Server.id == UserServerConfig.server_id)
+        .where(configs_of)
+        .order_by(UserServerConfig.user_id, UserServerConfig.created_at, UserServerConfig.id)
+    )
+    websites_of: dict[str, list[dict[str, Any]]] = {}
+    for (
+        config_id,
+        user_id,
+        server_id,
+        guild_id,
+        guild_name,
+        active,
+        name,
+        pers,
+        rules,
+        info,
+    ) in rows.all():
+        entry = entries.get(user_id)
+        if entry is None:
+            continue
+        websites: list[dict[str, Any]] = []
+        websites_of[config_id] = websites
+        entry["servers"].append(
+            {
+                "serverId": server_id,
+                "guildId": guild_id,
+                "guildName": guild_name,
+                "botActive": active,
+                "botName": name,
+                "personality": pers,
+                "rules": rules,
+                "information": info,
+                "websites": websites,
+            }
+        )
+    if not websites_of:
+        return
+    for content in await websites_service.successful_contents(session, configs_of):
+        target = websites_of.get(content.config_id)
+        if target is not None:
+            target.append(
+                {
+                    "url": content.url,
+                    "name": content.name,
+                    "markdown": content.markdown,
+                    "scrapedAt": iso(content.scraped_at),
+                }
+            )
+
+
+async def _removed_users(session: AsyncSession, request: TokensRequest) -> list[str]:
+    """Users to drop since ``request.since``: token disconnected, or account deleted."""
+    assert request.since is not None
+    disconnected = (
+        await session.scalars(
+            select(User.id).where(
+                User.discord_token.is_(None), User.config_generation > request.since
+            )
+        )
+    ).all()
+    deleted = (
+        await session.scalars(
+            select(ConfigRemoval.user_id).where(ConfigRemoval.generation > request.since)
+        )
+    ).all()
+    return [user_id for user_id in (*disconnected, *deleted) if request.wants(user_id)]
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def dialect_insert(session: AsyncSession, table: Any) -> Insert:
+    """``INSERT`` of the session's dialect, which knows ``ON CONFLICT DO UPDATE`` (SQLite and
+    PostgreSQL share that syntax)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+async def _configs_by_guild(
+    session: AsyncSession, pairs: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], str]:
+    """Configuration ids of (userId, guildId) pairs, in one query."""
+    wanted = set(pairs)
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(UserServerConfig.user_id, Server.guild_id, UserServerConfig.id)
+        .join(Server, Server.id == UserServerConfig.server_id)
+        .where(
+            UserServerConfig.user_id.in_(sorted({u for u, _ in wanted})),
+            Server.guild_id.in_(sorted({g for _, g in wanted})),
+        )
+    )
+    return {(u, g): c for u, g, c in rows.all() if (u, g) in wanted}
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+# ------------------------------------------------------------------------------------ stats
+
+
+@dataclass
+class _Totals:
+    received: int = 0
+    sent: int = 0
+    received_at: datetime | None = None
+    sent_at: datetime | None = None
+
+    def add(self, event: str, count: int, at: datetime) -> None:
+        if event == "message_received":
+            self.received += count
+            self.received_at = at if self.received_at is None else max(self.received_at, at)
+        else:
+            self.sent += count
+            self.sent_at = at if self.sent_at is None else max(self.sent_at, at)
+
+
+def _later(column: Any, name: str) -> Any:
+    """max(column, :name) where a NULL parameter keeps the column (portable: no GREATEST)."""
+    value = bindparam(name, type_=UTCDateTime())
+    return case((column.is_(None), value), (value > column, value), else_=column)
+
+
+async def apply_stats(session: AsyncSession, events: Sequence[StatEvent]) -> StatsResult:
+    """Add a batch of message counts: counters and last-at in SQL, daily rows upserted, all in
+    one transaction. Events for unknown configurations are ignored."""
+    configs = await _configs_by_guild(session, ((e.user_id, e.guild_id) for e in events))
+    totals: dict[str, _Totals] = defaultdict(_Totals)
+    daily: dict[tuple[str, date], _Totals] = defaultdict(_Totals)
+    applied = 0
+    for event in events:
+        config_id = configs.get((event.user_id, event.guild_id))
+        if config_id is None:
+            continue
+        at = _utc(event.at)
+        totals[config_id].add(event.event, event.count, at)
+        daily[(config_id, at.date())].add(event.event, event.count, at)
+        applied += 1
+    if totals:
+        table = cast(Table, UserServerConfig.__table__)
+        await session.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(
+                messages_received_count=table.c.messages_received_count + bindparam("b_received"),
+                messages_sent_count=table.c.messages_sent_count + bindparam("b_sent"),
+                last_message_received_at=_later(table.c.last_message_received_at, "b_received_at"),
+                last_message_sent_at=_later(table.c.last_message_sent_at, "b_sent_at"),
+            ),
+            [
+                {
+                    "b_id": config_id,
+                    "b_received": t.received,
+                    "b_sent": t.sent,
+                    "b_received_at": t.received_at,
+                    "b_sent_at": t.sent_at,
+                }
+                for config_id, t in sorted(totals.items())
+            ],
+        )
+        insert = dialect_insert(session, ServerDailyStat).values(
+            [
+                {
+                    "user_server_config_id": config_id,
+                    "day": day,
+                    "messages_received": t.received,
+                    "messages_sent": t.sent,
+                }
+                for (config_id, day), t in sorted(daily.items())
+            ]
+        )
+        await session.execute(
+            insert.on_conflict_do_update(  # type: ignore[attr-defined]
+                index_elements=["user_server_config_id", "day"],
+                set_={
+                    "messages_received": ServerDailyStat.messages_received
+                    + insert.excluded.messages_received,  # type: ignore[attr-defined]
+                    "messages_sent": ServerDailyStat.messages_sent + insert.excluded.messages_sent,  # type: ignore[attr-defined]
+                },
+            )
+        )
+    await session.commit()
+    return StatsResult(applied=applied, ignored=len(events) - applied)
+
+
+# ------------------------------------------------------------------------------------ actions
+
+
+async def record_agent_action(session: AsyncSession, body: AgentActionBody) -> str:
+    configs = await _configs_by_guild(session, [(body.user_id, body.guild_id)])
+    config_id = configs.get((body.user_id, body.guild_id))
+    if config_id is None:
+        raise ApiError(
+            404,
+            "SERVER_NOT_FOUND",
+            "No configuration for this user and guild (deleted?); the action was not recorded.",
+        )
+    history = body.message_history.model_dump(by_alias=True)
+    history["preceding"] = history["preceding"][-10:]
+    action = AgentAction(
+        user_server_config_id=config_id,
+        channel_id=body.channel_id,
+        channel_name=body.channel_name,
+        agent_message=body.agent_message,
+        trigger_description=body.trigger_description,
+        message_history=history,
+    )
+    session.add(action)
+    await session.commit()
+    return action.id
+
+
+# ------------------------------------------------------------------------------------ status
+
+
+async def record_worker_status(session: AsyncSession, reports: Sequence[WorkerTokenState]) -> None:
+    """Store the worker's per-account state (the last report per user wins). ``token_invalid``
+    marks the account's token invalid, ``online`` valid; neither is a configuration change."""
+    latest = {report.user_id: report for report in reports}
+    if not latest:
+        return
+    known = set((await session.scalars(select(User.id).where(User.id.in_(sorted(latest))))).all())
+    rows: list[dict[str, Any]] = [
+        {
+            "user_id": r.user_id,
+            "state": r.state,
+            "detail": r.detail,
+            "guild_ids": list(r.guild_ids),
+            "updated_at": utcnow(),
+        }
+        for user_id, r in sorted(latest.items())
+        if user_id in known
+    ]
+    if not rows:
+        return
+    insert = dialect_insert(session, WorkerReport).values(rows)
+    await session.execute(
+        insert.on_conflict_do_update(  # type: ignore[attr-defined]
+            index_elements=["user_id"],
+            set_={
+                "state": insert.excluded.state,  # type: ignore[attr-defined]
+                "detail": insert.excluded.detail,  # type: ignore[attr-defined]
+                "guild_ids": insert.excluded.guild_ids,  # type: ignore[attr-defined]
+                "updated_at": insert.excluded.updated_at,  # type: ignore[attr-defined]
+            },
+        )
+    )
+    for state, status in (("token_invalid", TOKEN_INVALID), ("online", TOKEN_VALID)):
+        ids = sorted(row["user_id"] for row in rows if row["state"] == state)
+        if ids:
+            await session.execute(
+                update(User)
+                .where(
+                    User.id.in_(ids),
+                    User.discord_token.is_not(None),
+                    User.discord_token_status != status,
+                )
+                .values(discord_token_status=status)
+                .execution_options(synchronize_session=False)
+            )
+    await session.commit()

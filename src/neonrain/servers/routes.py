@@ -1,0 +1,73 @@
+"""``/api/servers``: the signed-in account's server configurations, their stats and actions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from neonrain.accounts.deps import CurrentIdentity
+from neonrain.servers import service
+from neonrain.servers.schemas import (
+    ActionPage,
+    AddServerBody,
+    ServerConfigOut,
+    ServerDetail,
+    ServerList,
+    StatsOut,
+    UpdateServerBody,
+)
+from neonrain.state import Db, State
+
+router = APIRouter(prefix="/api/servers", tags=["servers"])
+
+
+@router.get("", response_model=ServerList)
+async def list_servers(identity: CurrentIdentity, db: Db) -> ServerList:
+    return ServerList(servers=await service.list_configs(db, identity.user.id))
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ServerConfigOut)
+async def add_server(
+    body: AddServerBody, identity: CurrentIdentity, db: Db, state: State
+) -> ServerConfigOut:
+    return await service.add_server(db, state, identity.user, body.guild_id)
+
+
+@router.get("/{server_id}", response_model=ServerDetail)
+async def get_server(server_id: str, identity: CurrentIdentity, db: Db) -> ServerDetail:
+    return await service.server_detail(db, identity.user.id, server_id)
+
+
+@router.put("/{server_id}", response_model=ServerConfigOut)
+async def update_server(
+    server_id: str, body: UpdateServerBody, identity: CurrentIdentity, db: Db, state: State
+) -> ServerConfigOut:
+    return await service.update_config(db, state, identity.user, server_id, body.changes())
+
+
+@router.delete("/{server_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_server(server_id: str, identity: CurrentIdentity, db: Db) -> Response:
+    await service.delete_config(db, identity.user.id, server_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{server_id}/stats", response_model=StatsOut)
+async def server_stats(
+    server_id: str,
+    identity: CurrentIdentity,
+    db: Db,
+    days: Annotated[int, Query(ge=1, le=90)] = 30,
+) -> StatsOut:
+    return await service.daily_stats(db, identity.user.id, server_id, days)
+
+
+@router.get("/{server_id}/actions", response_model=ActionPage)
+async def server_actions(
+    server_id: str,
+    identity: CurrentIdentity,
+    db: Db,
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+    before: Annotated[str | None, Query(max_length=64)] = None,
+) -> ActionPage:
+    return await service.list_actions(db, identity.user.id, server_id, limit, before)

@@ -1,0 +1,450 @@
+"""Server configurations of one account: list, add, read, update, delete, stats, agent actions,
+and the dashboard's aggregated status.
+
+Every function takes the signed-in user's id and scopes its queries to it: another account's ids
+look exactly like ids that do not exist (404).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date, timedelta
+
+from sqlalchemy import and_, case, delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from neonrain.accounts.models import User
+from neonrain.api_types import now_ms, plausible_id
+from neonrain.db.base import iso, utcnow
+from neonrain.db.changes import mark_config_changed
+from neonrain.discord_link import service as discord_service
+from neonrain.discord_link.client import PartialGuild, guild_icon_url
+from neonrain.discord_link.schemas import GuildOut, StatusOut, WorkerOut
+from neonrain.errors import ApiError
+from neonrain.servers.models import (
+    AgentAction,
+    Server,
+    ServerDailyStat,
+    UserServerConfig,
+    WorkerReport,
+)
+from neonrain.servers.schemas import (
+    ActionOut,
+    ActionPage,
+    DayStat,
+    ServerConfigOut,
+    ServerDetail,
+    StatsOut,
+)
+from neonrain.state import AppState
+from neonrain.websites import service as websites_service
+
+#: A worker report older than this means the worker is gone (it re-reports at least every minute).
+WORKER_REPORT_TTL = timedelta(minutes=2)
+WORKER_STATES = frozenset({"online", "connecting", "token_invalid", "offline"})
+
+
+class ServerNotFound(ApiError):
+    def __init__(self) -> None:
+        super().__init__(404, "SERVER_NOT_FOUND", "That server configuration was not found.")
+
+
+# ------------------------------------------------------------------------------------ reading
+
+
+def config_out(config: UserServerConfig, server: Server, website_count: int) -> ServerConfigOut:
+    return ServerConfigOut(
+        id=config.id,
+        server_id=server.id,
+        guild_id=server.guild_id,
+        guild_name=server.guild_name,
+        guild_icon_url=guild_icon_url(server.guild_id, server.guild_icon),
+        bot_name=config.bot_name,
+        bot_active=config.bot_active,
+        personality=config.personality,
+        rules=config.rules,
+        information=config.information,
+        messages_sent_count=config.messages_sent_count,
+        messages_received_count=config.messages_received_count,
+        last_message_sent_at=iso(config.last_message_sent_at),
+        last_message_received_at=iso(config.last_message_received_at),
+        website_count=website_count,
+        created_at=iso(config.created_at) or "",
+        updated_at=iso(config.updated_at) or "",
+    )
+
+
+async def get_config(
+    session: AsyncSession, user_id: str, server_id: str, *, for_update: bool = False
+) -> tuple[UserServerConfig, Server]:
+    """The user's configuration of the server ``server_id`` (a ``servers`` row id), or 404."""
+    if not plausible_id(server_id):
+        raise ServerNotFound()
+    query = (
+        select(UserServerConfig, Server)
+        .join(Server, Server.id == UserServerConfig.server_id)
+        .where(UserServerConfig.user_id == user_id, UserServerConfig.server_id == server_id)
+    )
+    if for_update:
+        query = query.with_for_update(of=UserServerConfig)
+    row = (await session.execute(query)).first()
+    if row is None:
+        raise ServerNotFound()
+    return row
+
+
+async def list_configs(session: AsyncSession, user_id: str) -> list[ServerConfigOut]:
+    rows = (
+        await session.execute(
+            select(UserServerConfig, Server)
+            .join(Server, Server.id == UserServerConfig.server_id)
+            .where(UserServerConfig.user_id == user_id)
+            .order_by(UserServerConfig.updated_at.desc(), UserServerConfig.id)
+        )
+    ).all()
+    pairs = list(rows)
+    counts = await websites_service.website_counts(session, user_id=user_id) if pairs else {}
+    return [config_out(c, s, counts.get(c.id, 0)) for c, s in pairs]
+
+
+async def server_detail(session: AsyncSession, user_id: str, server_id: str) -> ServerDetail:
+    config, server = await get_config(session, user_id, server_id)
+    websites = await websites_service.list_websites(session, config.id)
+    base = config_out(config, server, len(websites))
+    return ServerDetail(**base.model_dump(), websites=websites)
+
+
+async def _config_out(
+    session: AsyncSession, config: UserServerConfig, server: Server
+) -> ServerConfigOut:
+    counts = await websites_service.website_counts(session, [config.id])
+    return config_out(config, server, counts.get(config.id, 0))
+
+
+# ------------------------------------------------------------------------------------ writing
+
+
+async def _ensure_not_configured(session: AsyncSession, user_id: str, guild_id: str) -> None:
+    server_id = await session.scalar(
+        select(Server.id)
+        .join(UserServerConfig, UserServerConfig.server_id == Server.id)
+        .where(Server.guild_id == guild_id, UserServerConfig.user_id == user_id)
+    )
+    if server_id is not None:
+        raise _already_configured(server_id)
+
+
+def _already_configured(server_id: str) -> ApiError:
+    return ApiError(
+        409,
+        "SERVER_ALREADY_CONFIGURED",
+        "This Discord server is already configured; open it from your server list.",
+        serverId=server_id,
+    )
+
+
+async def add_server(
+    session: AsyncSession, state: AppState, user: User, guild_id: str
+) -> ServerConfigOut:
+    """Add a configuration for a guild the user's bot is in (checked with Discord, whose name
+    for the guild is used)."""
+    discord_service.bot_token(state, user)  # 409 before anything else when not connected
+    await _ensure_not_configured(session, user.id, guild_id)
+    guild = await discord_service.fetch_bot_guild(session, state, user, guild_id)
+    server = await _upsert_server(session, guild.id, guild.name, guild.icon)
+    config = UserServerConfig(
+        user_id=user.id,
+        server_id=server.id,
+        bot_name=(user.discord_bot_username or "Assistant")[:32],
+        created_at=now_ms(),
+    )
+    config.updated_at = config.created_at
+    session.add(config)
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        raise _already_configured(server.id) from None
+    await mark_config_changed(session, [user.id])
+    await session.commit()
+    return config_out(config, server, 0)
+
+
+async def _upsert_server(
+    session: AsyncSession, guild_id: str, name: str, icon: str | None
+) -> Server:
+    """The shared ``servers`` row of a guild, created or renamed to Discord's current name."""
+    server = await session.scalar(select(Server).where(Server.guild_id == guild_id))
+    if server is None:
+        server = Server(guild_id=guild_id, guild_name=name, guild_icon=icon)
+        try:
+            async with session.begin_nested():
+                session.add(server)
+        except IntegrityError:  # another request created it meanwhile
+            server = await session.scalar(select(Server).where(Server.guild_id == guild_id))
+            if server is None:  # pragma: no cover - deleted again at once
+                raise
+        else:
+            return server
+    await _rename_servers(session, {guild_id: (name, icon)}, known=[server])
+    return server
+
+
+async def _rename_servers(
+    session: AsyncSession,
+    names: Mapping[str, tuple[str, str | None]],
+    *,
+    known: Sequence[Server] | None = None,
+) -> bool:
+    """Apply Discord's current guild names/icons; every account using a renamed guild gets a
+    configuration change (the worker passes the guild name to agents). True when one changed."""
+    servers = (
+        list(known)
+        if known is not None
+        else list(
+            (await session.scalars(select(Server).where(Server.guild_id.in_(list(names))))).all()
+        )
+    )
+    renamed: list[str] = []
+    for server in servers:
+        name, icon = names[server.guild_id]
+        if server.guild_icon != icon:
+            server.guild_icon = icon
+        if server.guild_name != name:
+            server.guild_name = name
+            renamed.append(server.id)
+    if not renamed:
+        return bool(session.dirty)
+    user_ids = (
+        await session.scalars(
+            select(UserServerConfig.user_id).where(UserServerConfig.server_id.in_(renamed))
+        )
+    ).all()
+    await session.flush()
+    await mark_config_changed(session, user_ids)
+    return True
+
+
+async def update_config(
+    session: AsyncSession, state: AppState, user: User, server_id: str, changes: dict[str, object]
+) -> ServerConfigOut:
+    if not changes:
+        raise ApiError(
+            400,
+            "NOTHING_TO_UPDATE",
+            "Send at least one of botName, personality, rules, information, botActive.",
+        )
+    if changes.get("bot_active") is True and user.discord_token is None:
+        raise discord_service.not_connected()
+    config, server = await get_config(session, user.id, server_id, for_update=True)
+    changed = False
+    for name, value in changes.items():
+        if getattr(config, name) != value:
+            setattr(config, name, value)
+            changed = True
+    if changed:
+        config.updated_at = now_ms()
+        await session.flush()
+        await mark_config_changed(session, [user.id])
+        await session.commit()
+    return await _config_out(session, config, server)
+
+
+async def delete_config(session: AsyncSession, user_id: str, server_id: str) -> None:
+    """Delete the configuration with its websites, scrapes, stats and agent actions (cascades);
+    chat groups keep pointing at the shared server row."""
+    config, _server = await get_config(session, user_id, server_id)
+    await session.execute(delete(UserServerConfig).where(UserServerConfig.id == config.id))
+    await mark_config_changed(session, [user_id])
+    await session.commit()
+
+
+# ------------------------------------------------------------------------------------ guilds
+
+
+async def guild_choices(
+    session: AsyncSession, user_id: str, guilds: Sequence[PartialGuild]
+) -> list[GuildOut]:
+    """The bot's guilds, marked with the user's configurations (and stored names refreshed)."""
+    configured = dict(
+        (
+            await session.execute(
+                select(Server.guild_id, Server.id)
+                .join(UserServerConfig, UserServerConfig.server_id == Server.id)
+                .where(UserServerConfig.user_id == user_id)
+            )
+        ).all()
+    )
+    stored = {g.id: (g.name, g.icon) for g in guilds if g.id in configured}
+    if stored and await _rename_servers(session, stored):
+        await session.commit()
+    return [
+        GuildOut(
+            guild_id=g.id,
+            guild_name=g.name,
+            icon_url=g.icon_url(),
+            configured=g.id in configured,
+            server_id=configured.get(g.id),
+        )
+        for g in guilds
+    ]
+
+
+# ------------------------------------------------------------------------------------ status
+
+
+async def discord_status(session: AsyncSession, user: User) -> StatusOut:
+    totals = (
+        await session.execute(
+            select(
+                func.count(UserServerConfig.id),
+                func.coalesce(func.sum(case((UserServerConfig.bot_active, 1), else_=0)), 0),
+                func.coalesce(func.sum(UserServerConfig.messages_sent_count), 0),
+                func.coalesce(func.sum(UserServerConfig.messages_received_count), 0),
+            ).where(UserServerConfig.user_id == user.id)
+        )
+    ).one()
+    report = await session.get(WorkerReport, user.id)
+    return StatusOut(
+        connected=user.discord_token is not None,
+        server_count=int(totals[0]),
+        active_server_count=int(totals[1]),
+        total_messages_sent=int(totals[2]),
+        total_messages_received=int(totals[3]),
+        bot=discord_service.bot_out(user),
+        invite_url=discord_service.bot_invite_url(user),
+        worker=worker_state(user, report),
+    )
+
+
+def worker_state(user: User, report: WorkerReport | None) -> WorkerOut:
+    """The bot's live state as the worker last reported it; stale reports mean ``offline``."""
+    if user.discord_token is None:
+        return WorkerOut(state="offline", detail="No bot is connected.", updated_at=None)
+    updated_at = iso(report.updated_at) if report is not None else None
+    if user.discord_token_status == discord_service.TOKEN_INVALID:
+        return WorkerOut(
+            state="token_invalid",
+            detail=(report.detail if report is not None and report.detail else None)
+            or "Discord rejected the bot token; connect the bot again with a new token.",
+            updated_at=updated_at,
+        )
+    if report is None:
+        return WorkerOut(
+            state="offline", detail="The worker has not picked up this bot yet.", updated_at=None
+        )
+    if utcnow() - report.updated_at > WORKER_REPORT_TTL:
+        return WorkerOut(
+            state="offline",
+            detail="The worker has not reported for over two minutes; is it running?",
+            updated_at=updated_at,
+        )
+    state = report.state if report.state in WORKER_STATES else "offline"
+    return WorkerOut(state=state, detail=report.detail, updated_at=updated_at)
+
+
+# ------------------------------------------------------------------------------------ stats
+
+
+async def daily_stats(session: AsyncSession, user_id: str, server_id: str, days: int) -> StatsOut:
+    config, _server = await get_config(session, user_id, server_id)
+    today = utcnow().date()
+    first = today - timedelta(days=days - 1)
+    rows = await session.execute(
+        select(
+            ServerDailyStat.day, ServerDailyStat.messages_received, ServerDailyStat.messages_sent
+        ).where(
+            ServerDailyStat.user_server_config_id == config.id,
+            ServerDailyStat.day >= first,
+            ServerDailyStat.day <= today,
+        )
+    )
+    by_day: dict[date, tuple[int, int]] = {day: (rec, sent) for day, rec, sent in rows.all()}
+    out = []
+    for offset in range(days):
+        day = first + timedelta(days=offset)
+        received, sent = by_day.get(day, (0, 0))
+        out.append(DayStat(date=day.isoformat(), messages_received=received, messages_sent=sent))
+    return StatsOut(days=out)
+
+
+# ------------------------------------------------------------------------------------ actions
+
+
+class ActionNotFound(ApiError):
+    def __init__(self) -> None:
+        super().__init__(
+            404,
+            "ACTION_NOT_FOUND",
+            "before: no such action on this server (use the nextCursor of the previous page).",
+        )
+
+
+async def list_actions(
+    session: AsyncSession, user_id: str, server_id: str, limit: int, before: str | None
+) -> ActionPage:
+    config, _server = await get_config(session, user_id, server_id)
+    query = select(AgentAction).where(AgentAction.user_server_config_id == config.id)
+    if before is not None:
+        if not plausible_id(before):
+            raise ActionNotFound()
+        cursor = (
+            await session.execute(
+                select(AgentAction.created_at, AgentAction.id).where(
+                    AgentAction.id == before, AgentAction.user_server_config_id == config.id
+                )
+            )
+        ).first()
+        if cursor is None:
+            raise ActionNotFound()
+        created_at, action_id = cursor
+        query = query.where(
+            or_(
+                AgentAction.created_at < created_at,
+                and_(AgentAction.created_at == created_at, AgentAction.id < action_id),
+            )
+        )
+    actions = list(
+        (
+            await session.scalars(
+                query.order_by(AgentAction.created_at.desc(), AgentAction.id.desc()).limit(
+                    limit + 1
+                )
+            )
+        ).all()
+    )
+    more = len(actions) > limit
+    actions = actions[:limit]
+    return ActionPage(
+        actions=[
+            ActionOut(
+                id=a.id,
+                channel_id=a.channel_id,
+                channel_name=a.channel_name,
+                agent_message=a.agent_message,
+                trigger_description=a.trigger_description,
+                message_history=a.message_history,
+                created_at=iso(a.created_at) or "",
+            )
+            for a in actions
+        ],
+        next_cursor=actions[-1].id if more and actions else None,
+    )
+
+
+__all__ = [
+    "ServerNotFound",
+    "add_server",
+    "config_out",
+    "daily_stats",
+    "delete_config",
+    "discord_status",
+    "get_config",
+    "guild_choices",
+    "list_actions",
+    "list_configs",
+    "server_detail",
+    "update_config",
+    "worker_state",
+]
