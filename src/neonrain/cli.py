@@ -32,7 +32,7 @@ def setup_logging(settings: Settings) -> None:
         stream=sys.stderr,
     )
     # Request lines come from uvicorn's access log; engine chatter is not for operators.
-    for noisy in ("sqlalchemy.engine", "aiosqlite", "asyncio"):
+    for noisy in ("sqlalchemy.engine", "aiosqlite", "asyncio", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
 

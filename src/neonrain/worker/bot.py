@@ -167,6 +167,11 @@ class TokenClient:
             return_exceptions=True,
         )
         self.agents.clear()
+        # discord.py waits for guilds before READY in a task of its own that close() leaves
+        # running; stopped mid-start-up, it would dispatch into a closed client.
+        ready_task = getattr(self.client._connection, "_ready_task", None)
+        if isinstance(ready_task, asyncio.Task):
+            ready_task.cancel()
         with contextlib.suppress(Exception):
             await self.client.close()
         if self._task is not None:

@@ -1,0 +1,227 @@
+"""Browser tests: the real app (uvicorn, scraper on) against a temporary SQLite database, the fake
+Discord, a tiny local web page to scrape, and Debian's Chromium driven by Playwright (sync API).
+
+The app and the fake Discord each run in their own thread with their own event loop, so the tests
+themselves are plain synchronous functions (no asyncio loop runs in the test's thread, which is what
+Playwright's sync API needs). Without ``/usr/bin/chromium`` the tests are skipped with the reason,
+except under CI (``CI=true``), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import shutil
+import socket
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import uvicorn
+
+from neonrain.app import create_app
+from neonrain.websites.scraper import start_scraper
+from tests.conftest import IN_CI, TEST_INTERNAL_KEY, make_settings
+from tests.fakes.fake_discord import FakeDiscord
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+#: Live refresh every 2 s in tests instead of 15 s (read by static/js/common.js).
+TEST_REFRESH_MS = 2000
+
+T = TypeVar("T")
+
+
+class ThreadLoop:
+    """An asyncio event loop running in a daemon thread."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def call(self, function: Callable[[], T]) -> T:
+        async def call() -> T:
+            return function()
+
+        return self.run(call())
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+class ScrapeTarget:
+    """A local web page for the scraper; counts its hits so a rescrape can be seen."""
+
+    def __init__(self) -> None:
+        self.hits = 0
+        target = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                target.hits += 1
+                body = (
+                    "<!doctype html><html><head><title>Rain Wiki</title></head><body><main>"
+                    "<h1>Rain Wiki</h1><p>The community meets every Friday at 20:00 UTC in "
+                    f"#events. This is version {target.hits} of the page.</p>"
+                    "<p>Be kind, no spam, and ask the moderators when in doubt.</p>"
+                    "</main></body></html>"
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/wiki"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class LiveApp:
+    base_url: str
+    fake: FakeDiscord
+    discord_loop: ThreadLoop
+    scrape: ScrapeTarget
+    internal: httpx.Client = field(repr=False)
+
+    def discord(self, function: Callable[[], T]) -> T:
+        """Run ``function`` (e.g. ``fake.add_guild``) on the fake Discord's loop."""
+        return self.discord_loop.call(function)
+
+    def post_internal(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        response = self.internal.post(path, json=body)
+        assert response.status_code < 300, response.text
+        return response
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    reason = None
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} is missing: install Debian's chromium package to run browser tests"
+    elif importlib.util.find_spec("playwright") is None:
+        reason = "Playwright for Python is not installed (pip install playwright)"
+    if reason is not None:
+        if IN_CI:
+            pytest.fail(f"CI needs the browser tests: {reason}")
+        pytest.skip(reason)
+    return CHROMIUM
+
+
+@pytest.fixture
+def live_app(tmp_path: Path, sqlite_template: Path) -> Iterator[LiveApp]:
+    database = tmp_path / "browser.db"
+    shutil.copyfile(sqlite_template, database)
+    discord_loop = ThreadLoop("fake-discord")
+    fake = discord_loop.run(FakeDiscord().start())
+    scrape = ScrapeTarget()
+    settings = make_settings(
+        f"sqlite+aiosqlite:///{database}",
+        tmp_path,
+        DISCORD_API_URL=fake.api_url,
+        NEONRAIN_ALLOW_PRIVATE_URLS="true",
+    )
+    app = create_app(settings, background=[start_scraper])
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, name="neonrain-serve", daemon=True)
+    thread.start()
+    base_url = f"http://127.0.0.1:{port}"
+    internal = httpx.Client(base_url=base_url, headers={"X-API-Key": TEST_INTERNAL_KEY}, timeout=10)
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            if not thread.is_alive():
+                pytest.fail("the app did not start")
+            threading.Event().wait(0.05)
+        else:
+            pytest.fail("the app did not start within 10 s")
+        assert internal.get("/healthz").status_code == 200
+        yield LiveApp(base_url, fake, discord_loop, scrape, internal)
+    finally:
+        internal.close()
+        server.should_exit = True
+        thread.join(15)
+        scrape.close()
+        discord_loop.run(fake.stop())
+        discord_loop.close()
+
+
+@pytest.fixture
+def browser(chromium: Path) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def new_page(browser: Any, live: LiveApp, width: int = 1280, height: int = 900) -> Any:
+    """A page in a fresh context (own cookies) that can only reach the app itself."""
+    context = browser.new_context(
+        viewport={"width": width, "height": height},
+        base_url=live.base_url,
+        color_scheme="dark",
+    )
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live.base_url)
+    context.add_init_script(
+        f"try {{ localStorage.setItem('neonrain.refreshMs', '{TEST_REFRESH_MS}'); }} catch (e) {{}}"
+    )
+
+    def only_local(route: Any) -> None:
+        if route.request.url.startswith(live.base_url):
+            route.continue_()
+        else:  # Discord's CDN (avatars, icons) and anything else outside: not in tests
+            route.abort()
+
+    context.route("**/*", only_local)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    page.errors = []
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    return page
