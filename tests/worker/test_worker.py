@@ -72,7 +72,10 @@ async def test_worker_monitors_only_active_servers(harness: Harness) -> None:
     assert len(await context_updates_for(harness, guild)) == before
 
 
-async def test_huma_agents_receive_the_correct_per_server_configuration(harness: Harness) -> None:
+async def test_huma_agents_receive_the_correct_per_server_configuration(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG", logger="neonrain")
     harness.discord.add_bot(BOT_TOKEN, "Neon")
     gaming = harness.discord.add_guild("Gaming Hub", bots=[BOT_TOKEN])
     support = harness.discord.add_guild("Support Desk", bots=[BOT_TOKEN])
@@ -125,6 +128,17 @@ async def test_huma_agents_receive_the_correct_per_server_configuration(harness:
     assert "when is game night" not in support_context["currentChannel"]["conversationHistory"]
     # Each agent only connects as itself: two agents, two sockets, none shared.
     assert len({e.agent_id for e in harness.huma.context_updates()}) == 2
+    # The bot's nickname in each server is that server's bot name.
+    await harness.discord.wait_for(
+        lambda: (
+            harness.discord.nickname(gaming.id, BOT_TOKEN) == "Pixel"
+            and harness.discord.nickname(support.id, BOT_TOKEN) == "Helper"
+        ),
+        timeout=10,
+    )
+    # The log tells what happened, with ids, and never a secret.
+    assert f"guild={gaming.id}" in caplog.text and "message handed to agent" in caplog.text
+    assert BOT_TOKEN not in caplog.text and HUMA_KEY not in caplog.text
 
 
 async def test_stats_are_tracked_per_server(harness: Harness) -> None:
