@@ -131,9 +131,8 @@ async def test_login_and_me_with_bearer_and_cookie(client: httpx.AsyncClient) ->
         # The cookie jar now holds the session: me works with no header.
         me = await fresh.get("/api/auth/me")
         assert me.status_code == 200 and me.json() == {"user": {"id": user.id, "email": user.email}}
-    bearer = await client.get(
-        "/api/auth/me", headers={"Authorization": f"Bearer {body['token']}"}, cookies={}
-    )
+    client.cookies.clear()  # the Bearer token alone
+    bearer = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {body['token']}"})
     assert bearer.json()["user"]["id"] == user.id
 
 
