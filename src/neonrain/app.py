@@ -91,6 +91,9 @@ def create_app(
 
 def _include_routers(app: FastAPI) -> None:
     from neonrain.accounts.routes import router as accounts_router
+    from neonrain.chat.pages import router as chat_pages_router
+    from neonrain.chat.routes import router as chat_router
+    from neonrain.chat.ws import router as chat_ws_router
     from neonrain.discord_link.routes import router as discord_router
     from neonrain.health import router as health_router
     from neonrain.internal_api.routes import router as internal_router
@@ -105,6 +108,9 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(websites_router)
     app.include_router(internal_router)
     app.include_router(pages_router)
+    app.include_router(chat_router)
+    app.include_router(chat_ws_router)
+    app.include_router(chat_pages_router)
     from neonrain.web.static import mount_static
 
     mount_static(app)

@@ -1,0 +1,380 @@
+"""Live web-chat conversations: one HUMA agent session per open conversation.
+
+A :class:`Room` is an open conversation: the WebSockets showing it (usually one pane) and the
+:class:`~neonrain.huma.AgentSession` serving it. The room is the session's ``ToolHost`` (the agent's
+``send_message`` stores the reply, then sends it to every socket) and ``SessionListener`` (the agent
+id is stored on the conversation to be reused while it lives; a canceled reply hides the typing
+indicator). The server's configuration is re-read from the database on every message; a change of
+bot name or server name (``agent_identity``) replaces the agent. When the last socket of a room
+closes, the agent connection is released (the agent is kept for a reconnecting pane); deleting the
+conversation deletes the agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from neonrain.chat import service
+from neonrain.chat.models import ChatMessage
+from neonrain.db.base import utcnow
+from neonrain.huma import (
+    AgentSession,
+    ConnectionState,
+    FetchedMessages,
+    HumaError,
+    HumaRestClient,
+    ServerConfig,
+    SessionListener,
+    ToolError,
+    agent_identity,
+    build_agent_metadata,
+    build_webchat_context,
+    describe_new_message,
+    format_history_line,
+    join_history,
+    webchat_agent_name,
+)
+from neonrain.state import AppState
+
+log = logging.getLogger(__name__)
+
+AGENT_TTL_SECONDS: Final = 24 * 3600
+CHANNEL_NAME: Final = "general"
+
+#: Sends one frame ``{"type": ..., "data": ...}`` to a client; must not raise.
+Send = Callable[[str, Mapping[str, Any]], Awaitable[None]]
+
+
+def fingerprint(config: ServerConfig) -> str:
+    return json.dumps(agent_identity(config), ensure_ascii=False)
+
+
+class Client:
+    """One WebSocket showing a conversation."""
+
+    def __init__(self, send: Send, close: Callable[[int], Awaitable[None]]) -> None:
+        self.send = send
+        self.close = close
+
+
+class Room(SessionListener):
+    """An open conversation, its sockets and its agent session (``ToolHost`` + listener)."""
+
+    def __init__(
+        self,
+        hub: ChatHub,
+        *,
+        conversation_id: str,
+        group_id: str,
+        user_id: str,
+        user_name: str,
+        server_id: str | None,
+        agent_id: str | None,
+        agent_fingerprint: str | None,
+        agent_expires_at: datetime | None,
+    ) -> None:
+        self.hub = hub
+        self.conversation_id = conversation_id
+        self.group_id = group_id
+        self.user_id = user_id
+        self.user_name = user_name
+        self.server_id = server_id
+        self.clients: set[Client] = set()
+        self.session: AgentSession | None = None
+        self.session_fingerprint: str | None = None
+        self.stored_agent_id = agent_id
+        self.stored_fingerprint = agent_fingerprint
+        self.stored_expires_at = agent_expires_at
+        self.bot_name = "Assistant"
+        self.channel_id = f"webchat-{conversation_id}"
+        self._lock = asyncio.Lock()
+        self.closed = False
+
+    # -- frames
+
+    async def broadcast(self, kind: str, data: Mapping[str, Any]) -> None:
+        await asyncio.gather(*(client.send(kind, data) for client in list(self.clients)))
+
+    async def error(self, client: Client | None, code: str, message: str) -> None:
+        data = {"code": code, "message": message}
+        if client is None:
+            await self.broadcast("chat:error", data)
+        else:
+            await client.send("chat:error", data)
+
+    # -- what clients do
+
+    async def handle_message(self, client: Client, content: str, sender_name: str | None) -> None:
+        """Store the user's message, echo it, and hand it to the agent."""
+        async with self._lock:
+            state = self.hub.state
+            async with state.sessionmaker() as db:
+                config = await service.load_server_config(db, self.user_id, self.server_id)
+                if config is None:
+                    await self.error(
+                        client,
+                        "NO_SERVER_CONFIG",
+                        "This chat's server is no longer configured; the chat is read-only.",
+                    )
+                    return
+                stored = await service.store_message(
+                    db, self.conversation_id, "user", content, sender_name
+                )
+                lines = self._history_lines(await service.history(db, self.conversation_id))
+            self.bot_name = config.bot_name
+            await self.broadcast(
+                "chat:message", service.message_out(stored.message).model_dump(by_alias=True)
+            )
+            if stored.group_title is not None:  # every open pane of the chat shows the title
+                for room in self.hub.rooms_of_group(self.group_id):
+                    await room.broadcast("chat:title-updated", {"title": stored.group_title})
+            settings = state.settings
+            if not settings.huma_api_url or not settings.huma_api_key:
+                await self.error(
+                    client,
+                    "AGENT_UNAVAILABLE",
+                    "The agent is not available: HUMA is not configured on this Neonrain "
+                    "installation. Your message is saved.",
+                )
+                return
+            author = sender_name or self.user_name
+            context = build_webchat_context(
+                config, conversation_id=self.conversation_id, history=lines
+            )
+            description = describe_new_message(author, CHANNEL_NAME, content)
+            try:
+                session = await self._ensure_session(
+                    config, settings.huma_api_url, settings.huma_api_key, settings.typing_wpm
+                )
+                delivered = await session.send_context(context, description)
+            except HumaError as exc:
+                log.warning(
+                    "web chat agent unavailable conversation_id=%s error=%s",
+                    self.conversation_id,
+                    type(exc).__name__,
+                )
+                delivered = False
+            if not delivered:
+                await self.error(
+                    client,
+                    "AGENT_UNAVAILABLE",
+                    "The agent cannot be reached right now. Your message is saved; it will be "
+                    "answered when the agent is back.",
+                )
+
+    async def cancel(self) -> bool:
+        """The Stop button: cancel the reply being typed."""
+        session = self.session
+        if session is None:
+            return False
+        return await session.cancel_pending()
+
+    def _history_lines(self, messages: Sequence[ChatMessage]) -> list[str]:
+        return [
+            format_history_line(
+                m.created_at,
+                (m.sender_name or self.bot_name)
+                if m.role == "assistant"
+                else (m.sender_name or self.user_name),
+                m.content,
+            )
+            for m in messages
+        ]
+
+    async def _ensure_session(
+        self, config: ServerConfig, api_url: str, api_key: str, typing_wpm: float
+    ) -> AgentSession:
+        wanted = fingerprint(config)
+        if self.session is not None and self.session_fingerprint != wanted:
+            old, self.session = self.session, None
+            log.info("web chat agent identity changed conversation_id=%s", self.conversation_id)
+            await old.close(delete_agent=True)
+            self.stored_agent_id = None
+        if self.session is None:
+            agent_id = self.stored_agent_id
+            if agent_id is not None and (
+                self.stored_fingerprint != wanted
+                or (self.stored_expires_at is not None and self.stored_expires_at <= utcnow())
+            ):
+                self.hub.delete_agents_later([agent_id])
+                agent_id = None
+            self.session = AgentSession(
+                api_url=api_url,
+                api_key=api_key,
+                name=webchat_agent_name(self.conversation_id),
+                metadata=build_agent_metadata(config, "webchat"),
+                host=self,
+                listener=self,
+                agent_id=agent_id,
+                ttl_seconds=AGENT_TTL_SECONDS,
+                typing_wpm=typing_wpm,
+            )
+            self.session_fingerprint = wanted
+        return self.session
+
+    async def close_session(self, *, delete_agent: bool) -> None:
+        session, self.session = self.session, None
+        if session is not None:
+            try:
+                await session.close(delete_agent=delete_agent)
+            except Exception:
+                log.exception(
+                    "web chat agent close failed conversation_id=%s", self.conversation_id
+                )
+
+    # -- ToolHost
+
+    async def check_channel(self, channel_id: str) -> None:
+        if channel_id != self.channel_id:
+            raise ToolError(f"Unknown channel {channel_id}: answer in {self.channel_id}")
+
+    async def show_typing(self, channel_id: str) -> None:
+        await self.broadcast("chat:typing", {"isTyping": True})
+
+    async def send_text(self, channel_id: str, text: str) -> None:
+        async with self.hub.state.sessionmaker() as db:
+            stored = await service.store_message(
+                db, self.conversation_id, "assistant", text, self.bot_name
+            )
+        await self.broadcast(
+            "chat:message", service.message_out(stored.message).model_dump(by_alias=True)
+        )
+
+    async def message_sent(self, channel_id: str, text: str) -> Mapping[str, Any] | None:
+        await self.broadcast("chat:typing", {"isTyping": False})
+        async with self.hub.state.sessionmaker() as db:
+            lines = self._history_lines(await service.history(db, self.conversation_id))
+        return {
+            "currentChannel": {
+                "id": self.channel_id,
+                "name": CHANNEL_NAME,
+                "conversationHistory": join_history(lines),
+            }
+        }
+
+    async def fetch_channel_messages(self, channel_id: str, limit: int) -> FetchedMessages:
+        raise ToolError("fetch_channel_messages is not available in web chat")
+
+    # -- SessionListener
+
+    async def agent_created(self, agent_id: str, previous_id: str | None) -> None:
+        expires = utcnow() + timedelta(seconds=AGENT_TTL_SECONDS)
+        self.stored_agent_id = agent_id
+        self.stored_fingerprint = self.session_fingerprint
+        self.stored_expires_at = expires
+        async with self.hub.state.sessionmaker() as db:
+            await service.remember_agent(
+                db, self.conversation_id, agent_id, self.session_fingerprint or "", expires
+            )
+
+    async def state_changed(self, state: ConnectionState) -> None:
+        log.debug("web chat agent state conversation_id=%s state=%s", self.conversation_id, state)
+
+    async def agent_error(self, code: str | None, message: str) -> None:
+        await self.broadcast("chat:typing", {"isTyping": False})
+        await self.error(None, "AGENT_UNAVAILABLE", f"The agent reported a problem: {message}")
+
+    async def pending_canceled(self, tool_call_id: str, channel_id: str, reason: str) -> None:
+        await self.broadcast("chat:typing", {"isTyping": False})
+
+
+class ChatHub:
+    """Every open conversation of this process."""
+
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+        self.rooms: dict[str, Room] = {}
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def join(self, client: Client, **room_fields: Any) -> Room:
+        conversation_id: str = room_fields["conversation_id"]
+        async with self._lock:
+            room = self.rooms.get(conversation_id)
+            if room is None:
+                room = Room(self, **room_fields)
+                self.rooms[conversation_id] = room
+            room.clients.add(client)
+            return room
+
+    def rooms_of_group(self, group_id: str) -> list[Room]:
+        return [room for room in self.rooms.values() if room.group_id == group_id]
+
+    async def leave(self, room: Room, client: Client) -> None:
+        async with self._lock:
+            room.clients.discard(client)
+            if room.clients or self.rooms.get(room.conversation_id) is not room:
+                return
+            del self.rooms[room.conversation_id]
+        # Release the connection; keep the agent for a pane that reconnects.
+        await room.close_session(delete_agent=False)
+
+    async def conversations_deleted(self, conversations: Sequence[tuple[str, str]]) -> None:
+        """Close the rooms of deleted conversations and delete their agents."""
+        orphans: list[str] = []
+        for conversation_id, agent_id in conversations:
+            async with self._lock:
+                room = self.rooms.pop(conversation_id, None)
+            if room is not None:
+                for client in list(room.clients):
+                    await client.close(4404)
+                room.clients.clear()
+                if room.session is not None:
+                    self._spawn(room.close_session(delete_agent=True))
+                    continue
+            if agent_id:
+                orphans.append(agent_id)
+        self.delete_agents_later(orphans)
+
+    def delete_agents_later(self, agent_ids: Sequence[str]) -> None:
+        settings = self.state.settings
+        if not agent_ids or not settings.huma_api_url or not settings.huma_api_key:
+            return
+        url, key = settings.huma_api_url, settings.huma_api_key
+
+        async def delete() -> None:
+            rest = HumaRestClient(url, key, timeout=10)
+            try:
+                for agent_id in agent_ids:
+                    try:
+                        await rest.delete_agent(agent_id)
+                    except HumaError as exc:
+                        log.warning(
+                            "web chat agent not deleted agent_id=%s error=%s",
+                            agent_id,
+                            type(exc).__name__,
+                        )
+            finally:
+                await rest.aclose()
+
+        self._spawn(delete())
+
+    def _spawn(self, coroutine: Awaitable[None]) -> None:
+        async def run() -> None:
+            await coroutine
+
+        task = asyncio.create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        rooms = list(self.rooms.values())
+        self.rooms.clear()
+        for room in rooms:
+            await room.close_session(delete_agent=False)
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def chat_hub(state: AppState) -> ChatHub:
+    hub = state.services.get("chat_hub")
+    if not isinstance(hub, ChatHub):
+        hub = ChatHub(state)
+        state.services["chat_hub"] = hub
+    return hub

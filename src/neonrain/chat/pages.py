@@ -1,0 +1,42 @@
+"""``GET /chat``: the web chat page (``web-ui.md`` § /chat); the live parts are in ``chat.js``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from neonrain.accounts.deps import identify
+from neonrain.chat import service
+from neonrain.servers import service as servers_service
+from neonrain.state import Db, State
+from neonrain.web.pages import _login_redirect, _render
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/chat", response_class=HTMLResponse)
+async def chat_page(request: Request, db: Db, state: State) -> Response:
+    identity = await identify(request, db, state)
+    if identity is None:
+        return _login_redirect(request)
+    servers = await servers_service.list_configs(db, identity.user.id)
+    return _render(
+        request,
+        "chat.html",
+        {
+            "title": "Chat",
+            "nav": "chat",
+            "chat_servers": [
+                {
+                    "id": s.server_id,
+                    "name": s.guild_name,
+                    "botActive": s.bot_active,
+                    "botName": s.bot_name,
+                }
+                for s in servers
+            ],
+            "user_name": service.user_display_name(identity.user),
+            "palette": list(service.PALETTE),
+        },
+        identity=identity,
+    )
