@@ -107,7 +107,9 @@ def _run_server(
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
     typer.echo(
         f"Neonrain ({mode}) listening on http://{shown}:{port} "
-        f"— database {settings.database_label()}" + ("" if scraper else " (scraper off)")
+        f"— database {settings.database_label()}"
+        + (", scraper on" if scraper else ", scraper off")
+        + (", Discord worker on" if worker else "")
     )
     with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
         runner.run(serve_forever())
