@@ -180,10 +180,12 @@ class GuildAgent(SessionListener):
         self.owner.reporter.count(self.user_id, self.guild_id, "message_sent")
         history = self.owner.histories.get(channel.id)
         entries = history.entries() if history is not None else []
-        preceding = [e for e in entries if e.author_id != str(self.owner.bot_user_id)]
         trigger = self._last_trigger.get(channel_id)
+        # What led to the reply: the messages up to its trigger (the reply itself excluded).
         if trigger is not None:
             preceding = [e for e in entries if e.id <= trigger.id]
+        else:
+            preceding = [e for e in entries if e.author_id != str(self.owner.bot_user_id)]
         trigger_text = (
             f"User {trigger.author} in #{channel.name}: {cut(trigger.content, TRIGGER_TEXT_LIMIT)}"
             if trigger is not None

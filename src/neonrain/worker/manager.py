@@ -183,6 +183,29 @@ class Worker:
         self.sync = ConfigSync(self.backend, self.manager, shard=shard, long_poll=long_poll)
         self._task: asyncio.Task[None] | None = None
 
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        backend_url: str,
+        api_key: str,
+        shard: tuple[int, int] | None = None,
+        backend_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> Worker:
+        """A worker configured from the process settings (HUMA, Discord, typing speed)."""
+        return cls(
+            backend_url=backend_url,
+            api_key=api_key,
+            huma_api_url=settings.huma_api_url,
+            huma_api_key=settings.huma_api_key,
+            typing_wpm=settings.typing_wpm,
+            discord_api_url=settings.discord_api_url,
+            discord_gateway_url=settings.discord_gateway_url,
+            shard=shard,
+            backend_transport=backend_transport,
+        )
+
     async def start(self) -> None:
         self.reporter.start()
         self._task = asyncio.create_task(self.sync.run(), name="worker-config-sync")
@@ -221,14 +244,10 @@ def embedded_worker(state: AppState) -> Awaitable[Callable[[], Awaitable[None]]]
 
 async def _start_embedded(state: AppState) -> Callable[[], Awaitable[None]]:
     settings = state.settings
-    worker = Worker(
+    worker = Worker.from_settings(
+        settings,
         backend_url="http://neonrain.internal",
         api_key=state.internal_api_key,
-        huma_api_url=settings.huma_api_url,
-        huma_api_key=settings.huma_api_key,
-        typing_wpm=settings.typing_wpm,
-        discord_api_url=settings.discord_api_url,
-        discord_gateway_url=settings.discord_gateway_url,
         backend_transport=httpx.ASGITransport(app=state.asgi_app),
     )
     await worker.start()
@@ -240,15 +259,8 @@ async def run_standalone(settings: Settings, shard: tuple[int, int] | None) -> N
     import signal
 
     assert settings.internal_api_key is not None
-    worker = Worker(
-        backend_url=settings.backend_url,
-        api_key=settings.internal_api_key,
-        huma_api_url=settings.huma_api_url,
-        huma_api_key=settings.huma_api_key,
-        typing_wpm=settings.typing_wpm,
-        discord_api_url=settings.discord_api_url,
-        discord_gateway_url=settings.discord_gateway_url,
-        shard=shard,
+    worker = Worker.from_settings(
+        settings, backend_url=settings.backend_url, api_key=settings.internal_api_key, shard=shard
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -440,22 +440,11 @@ def _migrate_chat(migrated: dict[str, str]) -> None:
         ).mappings()
     )
     for conversation in loose:
-        group_id = _id()
-        bind.execute(
-            groups_t.insert().values(
-                id=group_id,
-                user_id=conversation["user_id"],
-                server_id=migrated.get(conversation["user_id"]),
-                title="Chat history",
-                pane_count=1,
-                created_at=conversation["created_at"],
-                updated_at=conversation["updated_at"],
-            )
-        )
-        bind.execute(
-            conversations_t.update()
-            .where(conversations_t.c.id == conversation["id"])
-            .values(group_id=group_id, pane_index=0)
+        _move_to_own_group(
+            conversation,
+            user_id=conversation["user_id"],
+            server_id=migrated.get(conversation["user_id"]),
+            title="Chat history",
         )
         _count("conversations converted")
 
@@ -490,6 +479,30 @@ def _migrate_chat(migrated: dict[str, str]) -> None:
         batch.create_index(
             "chat_personas_user_id_nickname_key", ["user_id", "nickname"], unique=True
         )
+
+
+def _move_to_own_group(
+    conversation: Any, *, user_id: str, server_id: str | None, title: str
+) -> None:
+    """Put ``conversation`` alone in a new one-pane group (keeping its times)."""
+    bind = op.get_bind()
+    group_id = _id()
+    bind.execute(
+        groups_t.insert().values(
+            id=group_id,
+            user_id=user_id,
+            server_id=server_id,
+            title=title,
+            pane_count=1,
+            created_at=conversation["created_at"],
+            updated_at=conversation["updated_at"],
+        )
+    )
+    bind.execute(
+        conversations_t.update()
+        .where(conversations_t.c.id == conversation["id"])
+        .values(group_id=group_id, pane_index=0)
+    )
 
 
 def _normalise_panes() -> None:
@@ -528,22 +541,11 @@ def _normalise_panes() -> None:
                     .values(pane_index=position)
                 )
             for conversation in conversations[5:]:
-                new_group = _id()
-                bind.execute(
-                    groups_t.insert().values(
-                        id=new_group,
-                        user_id=group["user_id"],
-                        server_id=group["server_id"],
-                        title=group["title"],
-                        pane_count=1,
-                        created_at=conversation["created_at"],
-                        updated_at=conversation["updated_at"],
-                    )
-                )
-                bind.execute(
-                    conversations_t.update()
-                    .where(conversations_t.c.id == conversation["id"])
-                    .values(group_id=new_group, pane_index=0)
+                _move_to_own_group(
+                    conversation,
+                    user_id=group["user_id"],
+                    server_id=group["server_id"],
+                    title=group["title"],
                 )
             _count("chat groups renumbered")
         used = min(len(conversations), 5)
