@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import shutil
-import socket
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from neonrain.app import create_app
 from neonrain.websites.scraper import start_scraper
 from tests.conftest import IN_CI, TEST_INTERNAL_KEY, make_settings
 from tests.fakes.fake_discord import FakeDiscord
+from tests.webapp import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -123,12 +123,6 @@ class LiveApp:
         response = self.internal.post(path, json=body)
         assert response.status_code < 300, response.text
         return response
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -17,10 +17,11 @@ import pytest
 import uvicorn
 
 from neonrain.app import create_app
-from tests.browser.conftest import SCREENSHOTS, ThreadLoop, free_port, new_page
+from tests.browser.conftest import SCREENSHOTS, ThreadLoop, new_page
 from tests.conftest import make_settings
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_huma import FakeHuma
+from tests.webapp import free_port
 
 pytestmark = pytest.mark.browser
 

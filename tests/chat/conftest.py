@@ -21,7 +21,7 @@ from neonrain.state import AppState
 from neonrain.websites.models import ServerWebsite, WebsiteScrape
 from tests.conftest import ApiUser, make_settings, register_user
 from tests.fakes.fake_huma import FakeHuma
-from tests.worker.conftest import WebApp
+from tests.webapp import WebApp
 
 HUMA_KEY = "chat-huma-key"
 _guilds = iter(range(1_300_000_000_000_000_001, 1_400_000_000_000_000_000))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import sys
 import zlib
 from collections.abc import AsyncIterator
@@ -30,6 +29,7 @@ from tests.fakes.fake_discord import (
     Intent,
     discord_py_pointed_at,
 )
+from tests.webapp import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "bot-token-one"
@@ -626,14 +626,8 @@ async def test_injected_failures_apply_per_route_token_and_count(
 # --------------------------------------------------------------------------- standalone
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_standalone_fake_serves_the_demo_bot() -> None:
-    port = _free_port()
+    port = free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

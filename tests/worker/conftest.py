@@ -5,64 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from neonrain.app import create_app
 from neonrain.config import Settings
 from tests.conftest import TEST_INTERNAL_KEY, make_settings
 from tests.fakes.fake_discord import FakeDiscord, FakeGuild
 from tests.fakes.fake_huma import FakeHuma
+from tests.webapp import WebApp
 
 HUMA_KEY = "huma-test-key"
 PASSWORD = "correct horse battery"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class WebApp:
-    """The web app on a real port (the worker reaches it over HTTP, as in production)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.port = free_port()
-        self.app = create_app(settings)
-        self.server = uvicorn.Server(
-            uvicorn.Config(
-                self.app,
-                host="127.0.0.1",
-                port=self.port,
-                log_level="warning",
-                timeout_graceful_shutdown=1,
-            )
-        )
-        self.task: asyncio.Task[None] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        self.server.should_exit = False
-        self.task = asyncio.create_task(self.server.serve())
-        while not self.server.started:
-            await asyncio.sleep(0.02)
-
-    async def stop(self) -> None:
-        self.server.should_exit = True
-        if self.task is not None:
-            await self.task
-        self.server = uvicorn.Server(self.server.config)
 
 
 @dataclass

@@ -14,7 +14,8 @@ import pytest
 
 from tests.conftest import TEST_INTERNAL_KEY
 from tests.fakes.fake_discord import FakeGuild
-from tests.worker.conftest import HUMA_KEY, Harness, free_port
+from tests.webapp import free_port
+from tests.worker.conftest import HUMA_KEY, Harness
 
 BOT_TOKEN = "bot-token-alpha.1234567890.abcdefghij"
 OTHER_TOKEN = "bot-token-bravo.1234567890.abcdefghij"
