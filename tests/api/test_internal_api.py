@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -370,6 +371,54 @@ async def test_tokens_query_count_does_not_grow_with_users(
         response = await client.get(TOKENS, headers={**INTERNAL, "If-None-Match": etag})
     assert response.status_code == 304
     assert len(unchanged) == 1
+
+
+async def test_streamed_answer_puts_every_page_under_its_own_server(
+    app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer is written in many small chunks while the pages are read from the database;
+    each page must still land in its own configuration, also around a left-out account."""
+    from neonrain.internal_api import service
+
+    monkeypatch.setattr(service, "CHUNK_BYTES", 16)
+    await seed_accounts(app, 3, servers=2, websites=2)
+    state = state_of(app)
+    async with state.sessionmaker() as session:
+        rows = (
+            await session.execute(
+                select(WebsiteScrape, ServerWebsite.url, Server.guild_id)
+                .join(ServerWebsite, ServerWebsite.id == WebsiteScrape.website_id)
+                .join(UserServerConfig, UserServerConfig.id == ServerWebsite.user_server_config_id)
+                .join(Server, Server.id == UserServerConfig.server_id)
+            )
+        ).all()
+        for scrape, url, guild_id in rows:
+            scrape.markdown_content = f"# page {url} of {guild_id}"
+        users = (await session.scalars(select(User).order_by(User.id))).all()
+        users[1].discord_token = "not a ciphertext of this key"  # left out of the answer
+        await session.commit()
+
+    answer = await service.tokens(
+        state.sessionmaker,
+        state.notifier,
+        state.cipher,
+        service.TokensRequest(),
+        if_none_match=None,
+        wait=0,
+    )
+    assert answer.body is not None
+    chunks = [chunk async for chunk in answer.body]
+    assert len(chunks) > 5
+    body = json.loads(b"".join(chunks))
+    assert body == await get_tokens(client)  # the route sends the same
+    assert body["removedUserIds"] == [users[1].id]
+    assert [t["userId"] for t in body["tokens"]] == [users[0].id, users[2].id]
+    for token in body["tokens"]:
+        assert len(token["servers"]) == 2
+        for server in token["servers"]:
+            assert sorted(w["markdown"] for w in server["websites"]) == [
+                f"# page https://e{site}.example/ of {server['guildId']}" for site in range(2)
+            ]
 
 
 async def seed_accounts_more(app: FastAPI) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi.responses import StreamingResponse
 
 from neonrain.crypto import constant_time_equals
 from neonrain.errors import ApiError, validation_error
@@ -59,7 +60,7 @@ async def tokens(
     headers = {"ETag": answer.etag, "Cache-Control": "no-store"}
     if answer.body is None:
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
-    return Response(answer.body, media_type="application/json", headers=headers)
+    return StreamingResponse(answer.body, media_type="application/json", headers=headers)
 
 
 @router.post("/stats", response_model=StatsResult)

@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, cast
@@ -76,10 +76,11 @@ class TokensRequest:
 
 @dataclass(frozen=True, slots=True)
 class TokensAnswer:
-    """Either ``body`` (200) or nothing (304), with the ETag of the generation it describes."""
+    """Either a JSON ``body`` (200, produced in chunks) or nothing (304), with the ETag of the
+    generation it describes."""
 
     etag: str
-    body: bytes | None
+    body: AsyncIterator[bytes] | None
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
@@ -107,9 +108,7 @@ async def tokens(
     deadline = loop.time() + min(max(wait, 0.0), MAX_WAIT_SECONDS)
     if not if_none_match and (request.since is None or wait <= 0):
         # Nothing to compare with: build at once (the build reads the generation itself).
-        async with sessionmaker() as session:
-            generation, payload = await build_tokens_payload(session, cipher, request)
-        return TokensAnswer(etag=request.etag(generation), body=_dump(payload))
+        return await _build_answer(sessionmaker, cipher, request)
     while True:
         remaining = deadline - loop.time()
         waiter = asyncio.ensure_future(notifier.wait(remaining)) if remaining > 0 else None
@@ -129,13 +128,17 @@ async def tokens(
                 waiter.cancel()
     if etag_matches(if_none_match, etag):
         return TokensAnswer(etag=etag, body=None)
+    return await _build_answer(sessionmaker, cipher, request)
+
+
+async def _build_answer(
+    sessionmaker: async_sessionmaker[AsyncSession], cipher: TokenCipher, request: TokensRequest
+) -> TokensAnswer:
     async with sessionmaker() as session:
-        generation, payload = await build_tokens_payload(session, cipher, request)
-    return TokensAnswer(etag=request.etag(generation), body=_dump(payload))
-
-
-def _dump(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        payload = await read_tokens_payload(session, cipher, request)
+    return TokensAnswer(
+        etag=request.etag(payload.generation), body=payload.encode(sessionmaker, CHUNK_BYTES)
+    )
 
 
 def _ids_condition(
@@ -152,10 +155,103 @@ def _ids_condition(
     return column.in_(select(values.c.value))
 
 
-async def build_tokens_payload(
+CHUNK_BYTES = 256 * 1024
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass
+class TokensPayload:
+    """The seed's ``{tokens: [...]}`` plus ``generation`` and ``removedUserIds``, read except for
+    the websites' Markdown, which :meth:`encode` streams from the database while it writes the
+    JSON. The answer can be tens of megabytes (every page of every server); streaming keeps the
+    server's memory to a few chunks instead of several copies of the whole answer.
+    """
+
+    generation: int
+    # user id -> (token entry without its servers, ids of its configurations in answer order)
+    entries: dict[str, tuple[dict[str, Any], list[str]]]
+    removed: list[str]
+    configs_of: ColumnElement[bool]  # the configurations whose websites belong in the answer
+    server_of: dict[str, dict[str, Any]]  # configuration id -> its server entry
+
+    async def encode(
+        self, sessionmaker: async_sessionmaker[AsyncSession], chunk_bytes: int
+    ) -> AsyncIterator[bytes]:
+        """The answer's JSON, in chunks of about ``chunk_bytes``."""
+        parts: list[str] = []
+        size = 0
+
+        def add(text: str) -> None:
+            nonlocal size
+            parts.append(text)
+            size += len(text)
+
+        def take() -> bytes:
+            nonlocal size
+            chunk = "".join(parts).encode("utf-8")
+            parts.clear()
+            size = 0
+            return chunk
+
+        add(f'{{"generation":{self.generation},"removedUserIds":{_json(self.removed)},"tokens":[')
+        contents = self._contents(sessionmaker)
+        try:
+            pending = await anext(contents, None)
+            for t, (head, config_ids) in enumerate(self.entries.values()):
+                add(("," if t else "") + _json(head)[:-1] + ',"servers":[')
+                for s, config_id in enumerate(config_ids):
+                    server = _json(self.server_of[config_id])
+                    add(("," if s else "") + server[:-1] + ',"websites":[')
+                    separator = ""
+                    # Contents come in configuration order; skip those of configurations that
+                    # are not in this answer (a user left out because their token cannot be
+                    # decrypted, a configuration added since the configurations were read).
+                    while pending is not None and (
+                        pending.config_id == config_id or pending.config_id not in self.server_of
+                    ):
+                        if pending.config_id == config_id:
+                            add(separator + _json(_website(pending)))
+                            separator = ","
+                            if size >= chunk_bytes:
+                                yield take()
+                        pending = await anext(contents, None)
+                    add("]}")
+                add("]}")
+                if size >= chunk_bytes:
+                    yield take()
+        finally:
+            await contents.aclose()
+        add("]}")
+        yield take()
+
+    async def _contents(
+        self, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> AsyncGenerator[websites_service.WebsiteContent, None]:
+        if not self.server_of:
+            return
+        async with sessionmaker() as session:
+            async for content in websites_service.stream_successful_contents(
+                session, self.configs_of
+            ):
+                yield content
+
+
+def _website(content: websites_service.WebsiteContent) -> dict[str, Any]:
+    return {
+        "url": content.url,
+        "name": content.name,
+        "markdown": content.markdown,
+        "scrapedAt": iso(content.scraped_at),
+    }
+
+
+async def read_tokens_payload(
     session: AsyncSession, cipher: TokenCipher, request: TokensRequest
-) -> tuple[int, dict[str, Any]]:
-    """The seed's ``{tokens: [...]}`` plus ``generation`` and ``removedUserIds``."""
+) -> TokensPayload:
+    """Everything of the answer but the websites' Markdown, in at most five queries."""
     # The generation first: everything read afterwards is at least that new, so a worker that
     # later asks ``since=generation`` cannot miss a change.
     generation = await current_generation(session)
@@ -175,7 +271,7 @@ async def build_tokens_payload(
     ]
     removed = await _removed_users(session, request) if request.since is not None else []
 
-    entries: dict[str, dict[str, Any]] = {}
+    entries: dict[str, tuple[dict[str, Any], list[str]]] = {}
     for user_id, ciphertext in users:
         try:
             token = cipher.decrypt(ciphertext or "")
@@ -183,25 +279,24 @@ async def build_tokens_payload(
             log.warning("skipping user %s: stored Discord token cannot be decrypted", user_id)
             removed.append(user_id)
             continue
-        entries[user_id] = {"discordToken": token, "userId": user_id, "servers": []}
+        entries[user_id] = ({"discordToken": token, "userId": user_id}, [])
 
-    if entries:
-        if request.sharded or request.since is not None:
-            configs_of = _ids_condition(UserServerConfig.user_id, list(entries), dialect)
-        else:
-            configs_of = UserServerConfig.user_id.in_(select(User.id).where(wanted))
-        await _add_servers(session, entries, configs_of)
-
-    return generation, {
-        "generation": generation,
-        "tokens": list(entries.values()),
-        "removedUserIds": sorted(set(removed)),
-    }
+    configs_of: ColumnElement[bool]
+    if request.sharded or request.since is not None:
+        configs_of = _ids_condition(UserServerConfig.user_id, list(entries), dialect)
+    else:
+        configs_of = UserServerConfig.user_id.in_(select(User.id).where(wanted))
+    server_of = await _add_servers(session, entries, configs_of) if entries else {}
+    return TokensPayload(generation, entries, sorted(set(removed)), configs_of, server_of)
 
 
 async def _add_servers(
-    session: AsyncSession, entries: dict[str, dict[str, Any]], configs_of: ColumnElement[bool]
-) -> None:
+    session: AsyncSession,
+    entries: dict[str, tuple[dict[str, Any], list[str]]],
+    configs_of: ColumnElement[bool],
+) -> dict[str, dict[str, Any]]:
+    """Reads every configuration (without websites), lists its id under its token entry and
+    returns the configurations' server entries by id."""
     rows = await session.execute(
         select(
             UserServerConfig.id,
@@ -217,9 +312,9 @@ async def _add_servers(
         )
         .join(Server, Server.id == UserServerConfig.server_id)
         .where(configs_of)
-        .order_by(UserServerConfig.user_id, UserServerConfig.created_at, UserServerConfig.id)
+        .order_by(*websites_service.CONFIGURATION_ORDER)
     )
-    websites_of: dict[str, list[dict[str, Any]]] = {}
+    server_of: dict[str, dict[str, Any]] = {}
     for (
         config_id,
         user_id,
@@ -235,34 +330,19 @@ async def _add_servers(
         entry = entries.get(user_id)
         if entry is None:
             continue
-        websites: list[dict[str, Any]] = []
-        websites_of[config_id] = websites
-        entry["servers"].append(
-            {
-                "serverId": server_id,
-                "guildId": guild_id,
-                "guildName": guild_name,
-                "botActive": active,
-                "botName": name,
-                "personality": pers,
-                "rules": rules,
-                "information": info,
-                "websites": websites,
-            }
-        )
-    if not websites_of:
-        return
-    for content in await websites_service.successful_contents(session, configs_of):
-        target = websites_of.get(content.config_id)
-        if target is not None:
-            target.append(
-                {
-                    "url": content.url,
-                    "name": content.name,
-                    "markdown": content.markdown,
-                    "scrapedAt": iso(content.scraped_at),
-                }
-            )
+        server = {
+            "serverId": server_id,
+            "guildId": guild_id,
+            "guildName": guild_name,
+            "botActive": active,
+            "botName": name,
+            "personality": pers,
+            "rules": rules,
+            "information": info,
+        }
+        server_of[config_id] = server
+        entry[1].append(config_id)
+    return server_of
 
 
 async def _removed_users(session: AsyncSession, request: TokensRequest) -> list[str]:

@@ -8,12 +8,12 @@ live in ``fetch.py``/``extract.py``/``scraper.py``; here a requested scrape is o
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -271,17 +271,24 @@ class WebsiteContent:
     scraped_at: datetime
 
 
-async def successful_contents(
-    session: AsyncSession, configs: ColumnElement[bool]
-) -> list[WebsiteContent]:
+# The order in which the worker receives configurations (``internal_api``); website contents are
+# streamed in the same order so that the two can be merged without holding all contents at once.
+CONFIGURATION_ORDER = (UserServerConfig.user_id, UserServerConfig.created_at, UserServerConfig.id)
+
+
+def _successful_contents_query(
+    configs: ColumnElement[bool],
+) -> Select[str, str, str | None, str, datetime]:
     """The newest successful scrape of every website of the configurations matching ``configs``
-    (a condition on ``UserServerConfig``), in one query; websites never scraped successfully are
-    left out. Ordered by configuration, then by when the website was added."""
+    (a condition on ``UserServerConfig``); websites never scraped successfully are left out.
+
+    The window function ranks scrape *ids* only, so the Markdown of older scrapes is never read;
+    the newest one is joined afterwards. Ordered by :data:`CONFIGURATION_ORDER`, then by when the
+    website was added.
+    """
     ranked = (
         select(
-            WebsiteScrape.website_id,
-            WebsiteScrape.markdown_content,
-            WebsiteScrape.scraped_at,
+            WebsiteScrape.id,
             func.row_number()
             .over(
                 partition_by=WebsiteScrape.website_id,
@@ -294,21 +301,47 @@ async def successful_contents(
         .where(configs, scrape_succeeded())
         .subquery()
     )
-    rows = await session.execute(
+    return (
         select(
             ServerWebsite.user_server_config_id,
             ServerWebsite.url,
             ServerWebsite.name,
-            ranked.c.markdown_content,
-            ranked.c.scraped_at,
+            WebsiteScrape.markdown_content,
+            WebsiteScrape.scraped_at,
         )
-        .join(ranked, ranked.c.website_id == ServerWebsite.id)
+        .select_from(ranked)
+        .join(WebsiteScrape, WebsiteScrape.id == ranked.c.id)
+        .join(ServerWebsite, ServerWebsite.id == WebsiteScrape.website_id)
+        .join(UserServerConfig, UserServerConfig.id == ServerWebsite.user_server_config_id)
         .where(ranked.c.newest == 1)
-        .order_by(ServerWebsite.user_server_config_id, ServerWebsite.created_at, ServerWebsite.id)
+        .order_by(*CONFIGURATION_ORDER, ServerWebsite.created_at, ServerWebsite.id)
     )
-    return [
-        WebsiteContent(
-            config_id=row[0], url=row[1], name=row[2], markdown=row[3], scraped_at=row[4]
-        )
-        for row in rows.all()
-    ]
+
+
+def _content(row: Any) -> WebsiteContent:
+    return WebsiteContent(
+        config_id=row[0], url=row[1], name=row[2], markdown=row[3], scraped_at=row[4]
+    )
+
+
+async def successful_contents(
+    session: AsyncSession, configs: ColumnElement[bool]
+) -> list[WebsiteContent]:
+    """The newest successful scrape of every website of the matching configurations, in one
+    query (see :func:`_successful_contents_query`)."""
+    rows = await session.execute(_successful_contents_query(configs))
+    return [_content(row) for row in rows.all()]
+
+
+async def stream_successful_contents(
+    session: AsyncSession, configs: ColumnElement[bool], *, batch: int = 64
+) -> AsyncIterator[WebsiteContent]:
+    """Like :func:`successful_contents`, read ``batch`` rows at a time (a server-side cursor on
+    PostgreSQL), so that a large answer never holds every page's Markdown at once."""
+    result = await session.stream(_successful_contents_query(configs))
+    try:
+        async for rows in result.partitions(batch):
+            for row in rows:
+                yield _content(row)
+    finally:
+        await result.close()
