@@ -17,6 +17,7 @@ class User(IdMixin, TimestampMixin, Base):
     __table_args__ = (
         Index("users_email_key", "email", unique=True),
         Index("users_clerk_user_id_key", "clerk_user_id", unique=True),
+        Index("users_config_generation_idx", "config_generation"),
         CheckConstraint(
             "password_hash IS NOT NULL OR clerk_user_id IS NOT NULL", name="credentials"
         ),

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Integer, event, func, literal, select, update
+from sqlalchemy import BigInteger, Index, Integer, event, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.orm import Session as SyncSession
@@ -43,6 +43,7 @@ class ConfigRemoval(Base):
     """Users whose tokens vanished with their account, so a delta answer can report them."""
 
     __tablename__ = "config_removals"
+    __table_args__ = (Index("config_removals_generation_idx", "generation"),)
 
     user_id: Mapped[str] = mapped_column(primary_key=True)
     generation: Mapped[int] = mapped_column(BigInteger)
