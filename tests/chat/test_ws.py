@@ -191,6 +191,27 @@ async def test_stop_cancels_the_reply_being_typed(database_url: str, tmp_path: P
         assert [m["role"] for m in response.json()["messages"]] == ["user"]
 
 
+async def test_a_tab_opened_mid_reply_sees_the_agent_typing(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with chat_env(database_url, tmp_path, NEONRAIN_TYPING_WPM=60) as env:
+        env.fake.script("story", reply=" ".join(["word"] * 20))  # 20 s of typing
+        ada = await env.user()
+        group = await env.group(ada, await env.server(ada))
+        conversation_id = group["conversations"][0]["id"]
+        first = await env.ready(ada, conversation_id)
+        quiet = await env.ready(ada, conversation_id)
+        assert not [f for f in await quiet.collect(0.2) if f["type"] == "chat:typing"]
+        await first.say("tell me a story")
+        assert (await first.next("chat:typing"))["data"] == {"isTyping": True}
+        late = await env.ready(ada, conversation_id)
+        assert (await late.next("chat:typing", timeout=1))["data"] == {"isTyping": True}
+        await first.send("chat:cancel", {})
+        assert (await late.next("chat:typing"))["data"] == {"isTyping": False}
+        after = await env.ready(ada, conversation_id)
+        assert not [f for f in await after.collect(0.3) if f["type"] == "chat:typing"]
+
+
 async def test_a_newer_reply_supersedes_the_one_being_typed(
     database_url: str, tmp_path: Path
 ) -> None:

@@ -95,11 +95,21 @@ class Room(SessionListener):
         self.channel_id = f"webchat-{conversation_id}"
         self._lock = asyncio.Lock()
         self.closed = False
+        self.typing = False  # so that a tab opened mid-reply shows the indicator too
 
     # -- frames
 
     async def broadcast(self, kind: str, data: Mapping[str, Any]) -> None:
         await asyncio.gather(*(client.send(kind, data) for client in list(self.clients)))
+
+    async def set_typing(self, typing: bool) -> None:
+        self.typing = typing
+        await self.broadcast("chat:typing", {"isTyping": typing})
+
+    async def welcome(self, client: Client) -> None:
+        """What a newly joined socket needs beyond ``chat:ready``: a reply being typed."""
+        if self.typing:
+            await client.send("chat:typing", {"isTyping": True})
 
     async def error(self, client: Client | None, code: str, message: str) -> None:
         data = {"code": code, "message": message}
@@ -220,6 +230,7 @@ class Room(SessionListener):
 
     async def close_session(self, *, delete_agent: bool) -> None:
         session, self.session = self.session, None
+        self.typing = False
         if session is not None:
             try:
                 await session.close(delete_agent=delete_agent)
@@ -235,7 +246,7 @@ class Room(SessionListener):
             raise ToolError(f"Unknown channel {channel_id}: answer in {self.channel_id}")
 
     async def show_typing(self, channel_id: str) -> None:
-        await self.broadcast("chat:typing", {"isTyping": True})
+        await self.set_typing(True)
 
     async def send_text(self, channel_id: str, text: str) -> None:
         async with self.hub.state.sessionmaker() as db:
@@ -247,7 +258,7 @@ class Room(SessionListener):
         )
 
     async def message_sent(self, channel_id: str, text: str) -> Mapping[str, Any] | None:
-        await self.broadcast("chat:typing", {"isTyping": False})
+        await self.set_typing(False)
         async with self.hub.state.sessionmaker() as db:
             lines = self._history_lines(await service.history(db, self.conversation_id))
         return {
@@ -277,11 +288,11 @@ class Room(SessionListener):
         log.debug("web chat agent state conversation_id=%s state=%s", self.conversation_id, state)
 
     async def agent_error(self, code: str | None, message: str) -> None:
-        await self.broadcast("chat:typing", {"isTyping": False})
+        await self.set_typing(False)
         await self.error(None, "AGENT_UNAVAILABLE", f"The agent reported a problem: {message}")
 
     async def pending_canceled(self, tool_call_id: str, channel_id: str, reason: str) -> None:
-        await self.broadcast("chat:typing", {"isTyping": False})
+        await self.set_typing(False)
 
 
 class ChatHub:

@@ -201,6 +201,7 @@ async def chat_socket(websocket: WebSocket, conversation_id: str) -> None:
                 "serverName": config.server_name,
             },
         )
+        await room.welcome(client)
         await _serve(websocket, room, client)
     finally:
         await hub.leave(room, client)
