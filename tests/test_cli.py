@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import httpx
 
+from neonrain.crypto import TokenCipher
+from neonrain.db.migrate import upgrade_database
+from tests import pg
+from tests.conftest import TEST_SECRET_KEY, require_postgres
 from tests.webapp import free_port
 
 
@@ -102,3 +108,105 @@ def test_user_create_when_registration_is_closed(tmp_path: Path) -> None:
     )
     assert short.returncode == 2
     assert "password" in short.stderr
+
+
+def test_web_refuses_several_workers_on_sqlite(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "neonrain", "web", "--workers", "2"],
+        cwd=tmp_path,
+        env=clean_env(INTERNAL_API_KEY="k" * 32),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "--workers above 1 needs PostgreSQL" in result.stderr
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_web_with_two_workers_shares_the_port_and_answers_long_polls_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    require_postgres()
+    key = "internal-key-for-the-cli-test"
+    with pg.throwaway_database_sync("neonrain_cli") as name:
+        url = pg.sqlalchemy_url(name)
+        asyncio.run(upgrade_database(url, TokenCipher(TEST_SECRET_KEY)))
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "neonrain", "web", "--port", str(port), "--no-scraper"],
+            cwd=tmp_path,
+            env=clean_env(
+                DATABASE_URL=url,
+                NEONRAIN_SECRET_KEY=TEST_SECRET_KEY,
+                INTERNAL_API_KEY=key,
+                WEB_CONCURRENCY="2",
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_for(f"{base}/healthz", process)
+            # Both processes take connections; each request below comes on a new one.
+            deadline = time.monotonic() + 30
+            while len(_children(process.pid)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert len(_children(process.pid)) >= 2
+            registered = httpx.post(
+                f"{base}/api/auth/register",
+                json={"email": "ada@example.com", "password": "correct horse battery"},
+            )
+            assert registered.status_code == 201
+            bearer = {"Authorization": f"Bearer {registered.json()['token']}"}
+            for _ in range(10):
+                assert httpx.get(f"{base}/api/servers", headers=bearer).status_code == 200
+
+            internal = {"X-API-Key": key}
+            first = httpx.get(f"{base}/api/discord/tokens", headers=internal)
+            assert first.status_code == 200
+            generation = first.json()["generation"]
+            answers: list[httpx.Response | Exception] = []
+
+            def long_poll() -> None:
+                try:
+                    answers.append(
+                        httpx.get(
+                            f"{base}/api/discord/tokens",
+                            params={"since": generation, "wait": 30},
+                            headers={**internal, "If-None-Match": first.headers["ETag"]},
+                            timeout=60,
+                        )
+                    )
+                except httpx.HTTPError as exc:
+                    answers.append(exc)
+
+            poller = threading.Thread(target=long_poll)
+            poller.start()
+            time.sleep(1.5)  # the request is waiting in one of the processes
+            assert not answers
+            process.send_signal(signal.SIGTERM)
+            poller.join(timeout=30)
+            process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    output = process.stdout.read() if process.stdout else ""
+    assert "2 worker processes" in output, output
+    # Answered (nothing changed: 304) instead of being cut off when the grace period ran out.
+    assert len(answers) == 1 and isinstance(answers[0], httpx.Response), (answers, output)
+    assert answers[0].status_code == 304

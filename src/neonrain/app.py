@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
@@ -13,7 +14,7 @@ from neonrain.accounts.clerk import ClerkVerifier
 from neonrain.config import Settings, get_settings
 from neonrain.crypto import TokenCipher
 from neonrain.db.changes import ConfigChangeNotifier, PostgresChangeListener, notifier_info
-from neonrain.db.engine import create_engine, create_sessionmaker
+from neonrain.db.engine import create_engine, create_read_sessionmaker, create_sessionmaker
 from neonrain.errors import install_error_handlers
 from neonrain.middleware import BodySizeLimit
 from neonrain.state import AppState
@@ -26,12 +27,19 @@ BackgroundService = Callable[[AppState], Awaitable[Callable[[], Awaitable[None]]
 
 
 def build_state(settings: Settings, internal_api_key: str | None = None) -> AppState:
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     notifier = ConfigChangeNotifier()
     return AppState(
         settings=settings,
         engine=engine,
         sessionmaker=create_sessionmaker(engine, info=notifier_info(notifier)),
+        read_sessionmaker=create_read_sessionmaker(engine, info=notifier_info(notifier)),
+        # Reads take turns for at most two thirds of the pool (the rest stays for writes): when
+        # requests queue in the pool itself, newcomers can overtake a waiter again and again,
+        # and under load a few requests waited seconds.
+        read_slots=asyncio.Semaphore(max(1, settings.database_pool_size * 2 // 3))
+        if engine.dialect.name == "postgresql"
+        else None,
         cipher=TokenCipher(settings.resolved_secret_key()),
         notifier=notifier,
         internal_api_key=internal_api_key or settings.internal_api_key or secrets.token_urlsafe(32),

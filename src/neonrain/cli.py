@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import gc
 import getpass
 import logging
+import signal
 import sys
-from typing import Annotated
+import threading
+from collections.abc import Awaitable, Callable
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from neonrain.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from neonrain.state import AppState
 
 cli = typer.Typer(
     help="Neonrain: AI community members for Discord servers.",
@@ -61,14 +72,49 @@ def db_upgrade() -> None:
         raise typer.Exit(1) from exc
 
 
-def _run_server(
-    settings: Settings, host: str, port: int, *, mode: str, scraper: bool, worker: bool
-) -> None:
-    import uvicorn
+async def _wake_long_polls_on_exit(state: AppState) -> Callable[[], Awaitable[None]]:
+    """A background service: on SIGINT/SIGTERM, long-polling workers get their answer at once
+    instead of holding up the graceful shutdown (the server's own handler still runs)."""
+    if threading.current_thread() is not threading.main_thread():
+        return _nothing_to_stop
+    loop = asyncio.get_running_loop()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
+    def handle(sig: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(state.notifier.close)
+        chained = previous[signal.Signals(sig)]
+        if callable(chained):
+            chained(sig, frame)
+
+    for sig in previous:
+        signal.signal(sig, handle)
+
+    async def stop() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return stop
+
+
+async def _nothing_to_stop() -> None:
+    return None
+
+
+async def _freeze_startup_objects(_state: AppState) -> Callable[[], Awaitable[None]]:
+    """The last background service: what start-up allocated (modules, routes, mappers) lives as
+    long as the process, so it is moved out of the collector's reach. Full collections under load
+    then scan only what requests allocate: pauses of ~4 ms instead of ~50 ms."""
+    gc.collect()
+    gc.freeze()
+    return _nothing_to_stop
+
+
+def build_app(settings: Settings, *, scraper: bool, worker: bool) -> FastAPI:
+    """The app of one server process; with ``--workers`` every process builds its own."""
     from neonrain.app import BackgroundService, create_app
 
-    background: list[BackgroundService] = []
+    setup_logging(settings)
+    background: list[BackgroundService] = [_wake_long_polls_on_exit]
     if scraper:
         from neonrain.websites.scraper import start_scraper
 
@@ -77,42 +123,50 @@ def _run_server(
         from neonrain.worker.manager import embedded_worker
 
         background.append(embedded_worker)
-    app = create_app(settings, background=background)
-    notifier = app.state.neonrain.notifier
+    background.append(_freeze_startup_objects)
+    return create_app(settings, background=background)
+
+
+def _run_server(
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    mode: str,
+    scraper: bool,
+    worker: bool,
+    workers: int = 1,
+) -> None:
+    import uvicorn
+
+    # Every process must use the same key: resolve (or create) it once, before any fork.
+    settings.resolved_secret_key()
+    factory = functools.partial(build_app, settings, scraper=scraper, worker=worker)
     config = uvicorn.Config(
-        app,
+        factory,
+        factory=True,
         host=host,
         port=port,
+        workers=workers,
         log_level=settings.log_level.lower(),
         proxy_headers=True,
         timeout_graceful_shutdown=8,
         log_config=None,
     )
-
-    class Server(uvicorn.Server):
-        def handle_exit(self, sig: int, frame: object) -> None:
-            super().handle_exit(sig, frame)  # type: ignore[arg-type]
-            # Long-polling workers answer at once instead of holding up the shutdown.
-            if self.started and loop is not None:
-                loop.call_soon_threadsafe(notifier.close)
-
-    loop: asyncio.AbstractEventLoop | None = None
-    server = Server(config)
-
-    async def serve_forever() -> None:
-        nonlocal loop
-        loop = asyncio.get_running_loop()
-        await server.serve()
-
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
     typer.echo(
         f"Neonrain ({mode}) listening on http://{shown}:{port} "
         f"— database {settings.database_label()}"
         + (", scraper on" if scraper else ", scraper off")
         + (", Discord worker on" if worker else "")
+        + (f", {workers} worker processes" if workers > 1 else "")
     )
-    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
-        runner.run(serve_forever())
+    if workers > 1:
+        from uvicorn.supervisors import Multiprocess
+
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        return
+    uvicorn.Server(config).run()
 
 
 @cli.command()
@@ -143,12 +197,28 @@ def web(
     host: Annotated[str | None, typer.Option(help="Listen address (HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (PORT).")] = None,
     no_scraper: Annotated[bool, typer.Option("--no-scraper", help="Do not scrape here.")] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Server processes sharing the port (PostgreSQL only; WEB_CONCURRENCY); "
+            "about one per core.",
+        ),
+    ] = None,
 ) -> None:
     """The web app alone (production replicas); needs INTERNAL_API_KEY."""
     settings = get_settings()
     setup_logging(settings)
     if not settings.internal_api_key:
         typer.echo("INTERNAL_API_KEY must be set for `neonrain web` (workers use it).", err=True)
+        raise typer.Exit(2)
+    workers = workers or settings.web_concurrency
+    if workers > 1 and settings.is_sqlite:
+        typer.echo(
+            "--workers above 1 needs PostgreSQL: on SQLite a change made in one process would "
+            "not wake the Discord workers long-polling another.",
+            err=True,
+        )
         raise typer.Exit(2)
     _run_server(
         settings,
@@ -157,6 +227,7 @@ def web(
         mode="web",
         scraper=not no_scraper,
         worker=False,
+        workers=workers,
     )
 
 

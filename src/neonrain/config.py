@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     database_url: str = Field(DEFAULT_DATABASE_URL, alias="DATABASE_URL")
+    database_pool_size: int = Field(30, alias="NEONRAIN_DB_POOL_SIZE", ge=2, le=1000)
     secret_key: str | None = Field(None, alias="NEONRAIN_SECRET_KEY")
     secret_key_file: Path = Field(DEFAULT_SECRET_KEY_FILE, alias="NEONRAIN_SECRET_KEY_FILE")
     internal_api_key: str | None = Field(None, alias="INTERNAL_API_KEY")
@@ -54,6 +55,7 @@ class Settings(BaseSettings):
     allow_private_urls: bool = Field(False, alias="NEONRAIN_ALLOW_PRIVATE_URLS")
     host: str = Field("127.0.0.1", alias="HOST")
     port: int = Field(8000, alias="PORT", ge=0, le=65535)
+    web_concurrency: int = Field(1, alias="WEB_CONCURRENCY", ge=1, le=64)
     log_level: str = Field("INFO", alias="NEONRAIN_LOG_LEVEL")
     ci: bool = Field(False, alias="CI")
 

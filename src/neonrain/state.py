@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -21,6 +23,8 @@ class AppState:
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    read_sessionmaker: async_sessionmaker[AsyncSession]
+    read_slots: asyncio.Semaphore | None
     cipher: TokenCipher
     notifier: ConfigChangeNotifier
     internal_api_key: str
@@ -37,7 +41,8 @@ class AppState:
     asgi_app: Any = None
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
+    # ``async``: FastAPI runs plain-function dependencies in a thread, a hop per request.
     state: AppState = request.app.state.neonrain
     return state
 
@@ -48,9 +53,21 @@ def get_ws_state(websocket: WebSocket) -> AppState:
 
 
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
-    async with get_state(request).sessionmaker() as session:
+    state: AppState = request.app.state.neonrain
+    async with state.sessionmaker() as session:
         yield session
+
+
+async def get_read_db(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for a request that only reads (see ``create_read_sessionmaker``), taken in
+    turn with the other readers (``AppState.read_slots``)."""
+    state: AppState = request.app.state.neonrain
+    async with contextlib.AsyncExitStack() as stack:
+        if state.read_slots is not None:
+            await stack.enter_async_context(state.read_slots)
+        yield await stack.enter_async_context(state.read_sessionmaker())
 
 
 State = Annotated[AppState, Depends(get_state)]
 Db = Annotated[AsyncSession, Depends(get_db)]
+ReadDb = Annotated[AsyncSession, Depends(get_read_db)]

@@ -12,7 +12,7 @@ from neonrain.accounts.clerk import looks_like_jwt
 from neonrain.accounts.security import new_csrf_token
 from neonrain.crypto import constant_time_equals
 from neonrain.errors import ApiError, Unauthenticated
-from neonrain.state import AppState, get_db, get_state
+from neonrain.state import AppState, get_db, get_read_db
 
 SESSION_COOKIE = "neonrain_session"
 CSRF_COOKIE = "neonrain_csrf"
@@ -56,11 +56,9 @@ def check_csrf(request: Request) -> None:
         )
 
 
-async def require_identity(
-    request: Request,
-    db: Annotated[AsyncSession, Depends(get_db)],
-    state: Annotated[AppState, Depends(get_state)],
-) -> service.Identity:
+async def _require_identity(request: Request, db: AsyncSession) -> service.Identity:
+    # The state straight from the app: a plain-function dependency would cost a thread hop.
+    state: AppState = request.app.state.neonrain
     identity = await identify(request, db, state)
     if identity is None:
         raise Unauthenticated()
@@ -70,7 +68,21 @@ async def require_identity(
     return identity
 
 
+async def require_identity(
+    request: Request, db: Annotated[AsyncSession, Depends(get_db)]
+) -> service.Identity:
+    return await _require_identity(request, db)
+
+
+async def require_reading_identity(
+    request: Request, db: Annotated[AsyncSession, Depends(get_read_db)]
+) -> service.Identity:
+    return await _require_identity(request, db)
+
+
 CurrentIdentity = Annotated[service.Identity, Depends(require_identity)]
+#: Read-only routes take these two together (one session per request).
+ReadingIdentity = Annotated[service.Identity, Depends(require_reading_identity)]
 
 
 def set_session_cookies(request: Request, response: Response, token: str) -> None:

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, Response, status
 from neonrain.accounts import service
 from neonrain.accounts.deps import (
     CurrentIdentity,
+    ReadingIdentity,
     clear_session_cookies,
     set_session_cookies,
 )
@@ -89,7 +90,7 @@ async def logout(identity: CurrentIdentity, db: Db) -> Response:
 
 
 @router.get("/me", response_model=UserEnvelope)
-async def me(identity: CurrentIdentity) -> UserEnvelope:
+async def me(identity: ReadingIdentity) -> UserEnvelope:
     return UserEnvelope(user=user_out(identity.user))
 
 

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -91,31 +91,34 @@ async def create_session(db: AsyncSession, user: User, user_agent: str | None) -
     return token
 
 
+# Built once: every signed-in request runs it.
+_SESSION_BY_TOKEN_HASH = (
+    select(User, Session.id, Session.expires_at, Session.last_seen_at)
+    .join(Session, Session.user_id == User.id)
+    .where(Session.token_hash == bindparam("token_hash"))
+)
+
+
 async def resolve_session(db: AsyncSession, token: str) -> tuple[User, str] | None:
-    """The user and session id behind a session token, sliding its idle expiry forward."""
+    """The user and session id behind a session token, sliding its idle expiry forward (a write
+    at most every ``SESSION_TOUCH_INTERVAL``, so reads stay reads)."""
     now = utcnow()
-    row = (
-        await db.execute(
-            select(Session, User)
-            .join(User, User.id == Session.user_id)
-            .where(Session.token_hash == sha256_hex(token))
-        )
-    ).first()
+    row = (await db.execute(_SESSION_BY_TOKEN_HASH, {"token_hash": sha256_hex(token)})).first()
     if row is None:
         return None
-    session, user = row
-    if session.expires_at <= now:
-        await db.execute(delete(Session).where(Session.id == session.id))
+    user, session_id, expires_at, last_seen_at = row
+    if expires_at <= now:
+        await db.execute(delete(Session).where(Session.id == session_id))
         await db.commit()
         return None
-    if now - session.last_seen_at >= SESSION_TOUCH_INTERVAL:
+    if now - last_seen_at >= SESSION_TOUCH_INTERVAL:
         await db.execute(
             update(Session)
-            .where(Session.id == session.id)
+            .where(Session.id == session_id)
             .values(last_seen_at=now, expires_at=now + SESSION_IDLE_LIFETIME, updated_at=now)
         )
         await db.commit()
-    return user, session.id
+    return user, session_id
 
 
 async def end_session(db: AsyncSession, session_id: str) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter
 
-from neonrain.accounts.deps import CurrentIdentity
+from neonrain.accounts.deps import CurrentIdentity, ReadingIdentity
 from neonrain.discord_link import service
 from neonrain.discord_link.schemas import (
     ConnectBody,
@@ -18,7 +18,7 @@ from neonrain.discord_link.schemas import (
 )
 from neonrain.errors import ApiError
 from neonrain.servers import service as servers_service
-from neonrain.state import Db, State
+from neonrain.state import Db, ReadDb, State
 
 router = APIRouter(prefix="/api/discord", tags=["discord"])
 
@@ -40,7 +40,7 @@ async def guilds(identity: CurrentIdentity, db: Db, state: State) -> GuildList:
 
 
 @router.get("/status", response_model=StatusOut)
-async def discord_status(identity: CurrentIdentity, db: Db) -> StatusOut:
+async def discord_status(identity: ReadingIdentity, db: ReadDb) -> StatusOut:
     return await servers_service.discord_status(db, identity.user)
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from neonrain.accounts.deps import CurrentIdentity
+from neonrain.accounts.deps import CurrentIdentity, ReadingIdentity
 from neonrain.servers import service
 from neonrain.servers.schemas import (
     ActionPage,
@@ -17,13 +17,13 @@ from neonrain.servers.schemas import (
     StatsOut,
     UpdateServerBody,
 )
-from neonrain.state import Db, State
+from neonrain.state import Db, ReadDb, State
 
 router = APIRouter(prefix="/api/servers", tags=["servers"])
 
 
 @router.get("", response_model=ServerList)
-async def list_servers(identity: CurrentIdentity, db: Db) -> ServerList:
+async def list_servers(identity: ReadingIdentity, db: ReadDb) -> ServerList:
     return ServerList(servers=await service.list_configs(db, identity.user.id))
 
 
@@ -35,7 +35,7 @@ async def add_server(
 
 
 @router.get("/{server_id}", response_model=ServerDetail)
-async def get_server(server_id: str, identity: CurrentIdentity, db: Db) -> ServerDetail:
+async def get_server(server_id: str, identity: ReadingIdentity, db: ReadDb) -> ServerDetail:
     return await service.server_detail(db, identity.user.id, server_id)
 
 
@@ -55,8 +55,8 @@ async def delete_server(server_id: str, identity: CurrentIdentity, db: Db) -> Re
 @router.get("/{server_id}/stats", response_model=StatsOut)
 async def server_stats(
     server_id: str,
-    identity: CurrentIdentity,
-    db: Db,
+    identity: ReadingIdentity,
+    db: ReadDb,
     days: Annotated[int, Query(ge=1, le=90)] = 30,
 ) -> StatsOut:
     return await service.daily_stats(db, identity.user.id, server_id, days)
@@ -65,8 +65,8 @@ async def server_stats(
 @router.get("/{server_id}/actions", response_model=ActionPage)
 async def server_actions(
     server_id: str,
-    identity: CurrentIdentity,
-    db: Db,
+    identity: ReadingIdentity,
+    db: ReadDb,
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
     before: Annotated[str | None, Query(max_length=64)] = None,
 ) -> ActionPage:

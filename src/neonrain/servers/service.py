@@ -8,9 +8,10 @@ look exactly like ids that do not exist (404).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import and_, case, delete, func, or_, select
+from sqlalchemy import ScalarSelect, and_, bindparam, case, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,6 +40,7 @@ from neonrain.servers.schemas import (
 )
 from neonrain.state import AppState
 from neonrain.websites import service as websites_service
+from neonrain.websites.models import ServerWebsite
 
 #: A worker report older than this means the worker is gone (it re-reports at least every minute).
 WORKER_REPORT_TTL = timedelta(minutes=2)
@@ -94,18 +96,67 @@ async def get_config(
     return row
 
 
+def _website_count() -> ScalarSelect[int]:
+    """The number of websites of the configuration in the enclosing query."""
+    return (
+        select(func.count(ServerWebsite.id))
+        .where(ServerWebsite.user_server_config_id == UserServerConfig.id)
+        .correlate(UserServerConfig)
+        .scalar_subquery()
+    )
+
+
+# Built once, with the website counts in the same query: the dashboard reads it on every load.
+_LIST_CONFIGS = (
+    select(
+        UserServerConfig.id,
+        UserServerConfig.server_id,
+        Server.guild_id,
+        Server.guild_name,
+        Server.guild_icon,
+        UserServerConfig.bot_name,
+        UserServerConfig.bot_active,
+        UserServerConfig.personality,
+        UserServerConfig.rules,
+        UserServerConfig.information,
+        UserServerConfig.messages_sent_count,
+        UserServerConfig.messages_received_count,
+        UserServerConfig.last_message_sent_at,
+        UserServerConfig.last_message_received_at,
+        _website_count().label("website_count"),
+        UserServerConfig.created_at,
+        UserServerConfig.updated_at,
+    )
+    .join(Server, Server.id == UserServerConfig.server_id)
+    .where(UserServerConfig.user_id == bindparam("user_id"))
+    .order_by(UserServerConfig.updated_at.desc(), UserServerConfig.id)
+)
+
+
 async def list_configs(session: AsyncSession, user_id: str) -> list[ServerConfigOut]:
-    rows = (
-        await session.execute(
-            select(UserServerConfig, Server)
-            .join(Server, Server.id == UserServerConfig.server_id)
-            .where(UserServerConfig.user_id == user_id)
-            .order_by(UserServerConfig.updated_at.desc(), UserServerConfig.id)
+    rows = await session.execute(_LIST_CONFIGS, {"user_id": user_id})
+    return [
+        ServerConfigOut(
+            id=row.id,
+            server_id=row.server_id,
+            guild_id=row.guild_id,
+            guild_name=row.guild_name,
+            guild_icon_url=guild_icon_url(row.guild_id, row.guild_icon),
+            bot_name=row.bot_name,
+            bot_active=row.bot_active,
+            personality=row.personality,
+            rules=row.rules,
+            information=row.information,
+            messages_sent_count=row.messages_sent_count,
+            messages_received_count=row.messages_received_count,
+            last_message_sent_at=iso(row.last_message_sent_at),
+            last_message_received_at=iso(row.last_message_received_at),
+            website_count=row.website_count,
+            created_at=iso(row.created_at) or "",
+            updated_at=iso(row.updated_at) or "",
         )
-    ).all()
-    pairs = list(rows)
-    counts = await websites_service.website_counts(session, user_id=user_id) if pairs else {}
-    return [config_out(c, s, counts.get(c.id, 0)) for c, s in pairs]
+        for row in rows
+    ]
 
 
 async def server_detail(session: AsyncSession, user_id: str, server_id: str) -> ServerDetail:
@@ -294,31 +345,52 @@ async def guild_choices(
 # ------------------------------------------------------------------------------------ status
 
 
+_STATUS_TOTALS = (
+    select(
+        func.count(UserServerConfig.id).label("server_count"),
+        func.coalesce(func.sum(case((UserServerConfig.bot_active, 1), else_=0)), 0).label(
+            "active_server_count"
+        ),
+        func.coalesce(func.sum(UserServerConfig.messages_sent_count), 0).label("sent"),
+        func.coalesce(func.sum(UserServerConfig.messages_received_count), 0).label("received"),
+    )
+    .where(UserServerConfig.user_id == bindparam("user_id"))
+    .subquery("totals")
+)
+# Built once, the totals and the worker's report in one round trip: the dashboard polls it.
+_STATUS = select(
+    _STATUS_TOTALS,
+    WorkerReport.state,
+    WorkerReport.detail,
+    WorkerReport.updated_at,
+).select_from(_STATUS_TOTALS.outerjoin(WorkerReport, WorkerReport.user_id == bindparam("user_id")))
+
+
+@dataclass(frozen=True)
+class Report:
+    """What the worker last reported on an account (a ``worker_reports`` row)."""
+
+    state: str
+    detail: str
+    updated_at: datetime
+
+
 async def discord_status(session: AsyncSession, user: User) -> StatusOut:
-    totals = (
-        await session.execute(
-            select(
-                func.count(UserServerConfig.id),
-                func.coalesce(func.sum(case((UserServerConfig.bot_active, 1), else_=0)), 0),
-                func.coalesce(func.sum(UserServerConfig.messages_sent_count), 0),
-                func.coalesce(func.sum(UserServerConfig.messages_received_count), 0),
-            ).where(UserServerConfig.user_id == user.id)
-        )
-    ).one()
-    report = await session.get(WorkerReport, user.id)
+    row = (await session.execute(_STATUS, {"user_id": user.id})).one()
+    report = Report(row.state, row.detail, row.updated_at) if row.state is not None else None
     return StatusOut(
         connected=user.discord_token is not None,
-        server_count=int(totals[0]),
-        active_server_count=int(totals[1]),
-        total_messages_sent=int(totals[2]),
-        total_messages_received=int(totals[3]),
+        server_count=int(row.server_count),
+        active_server_count=int(row.active_server_count),
+        total_messages_sent=int(row.sent),
+        total_messages_received=int(row.received),
         bot=discord_service.bot_out(user),
         invite_url=discord_service.bot_invite_url(user),
         worker=worker_state(user, report),
     )
 
 
-def worker_state(user: User, report: WorkerReport | None) -> WorkerOut:
+def worker_state(user: User, report: Report | WorkerReport | None) -> WorkerOut:
     """The bot's live state as the worker last reported it; stale reports mean ``offline``."""
     if user.discord_token is None:
         return WorkerOut(state="offline", detail="No bot is connected.", updated_at=None)
