@@ -108,25 +108,7 @@ def _website_count() -> ScalarSelect[int]:
 
 # Built once, with the website counts in the same query: the dashboard reads it on every load.
 _LIST_CONFIGS = (
-    select(
-        UserServerConfig.id,
-        UserServerConfig.server_id,
-        Server.guild_id,
-        Server.guild_name,
-        Server.guild_icon,
-        UserServerConfig.bot_name,
-        UserServerConfig.bot_active,
-        UserServerConfig.personality,
-        UserServerConfig.rules,
-        UserServerConfig.information,
-        UserServerConfig.messages_sent_count,
-        UserServerConfig.messages_received_count,
-        UserServerConfig.last_message_sent_at,
-        UserServerConfig.last_message_received_at,
-        _website_count().label("website_count"),
-        UserServerConfig.created_at,
-        UserServerConfig.updated_at,
-    )
+    select(UserServerConfig, Server, _website_count())
     .join(Server, Server.id == UserServerConfig.server_id)
     .where(UserServerConfig.user_id == bindparam("user_id"))
     .order_by(UserServerConfig.updated_at.desc(), UserServerConfig.id)
@@ -135,28 +117,7 @@ _LIST_CONFIGS = (
 
 async def list_configs(session: AsyncSession, user_id: str) -> list[ServerConfigOut]:
     rows = await session.execute(_LIST_CONFIGS, {"user_id": user_id})
-    return [
-        ServerConfigOut(
-            id=row.id,
-            server_id=row.server_id,
-            guild_id=row.guild_id,
-            guild_name=row.guild_name,
-            guild_icon_url=guild_icon_url(row.guild_id, row.guild_icon),
-            bot_name=row.bot_name,
-            bot_active=row.bot_active,
-            personality=row.personality,
-            rules=row.rules,
-            information=row.information,
-            messages_sent_count=row.messages_sent_count,
-            messages_received_count=row.messages_received_count,
-            last_message_sent_at=iso(row.last_message_sent_at),
-            last_message_received_at=iso(row.last_message_received_at),
-            website_count=row.website_count,
-            created_at=iso(row.created_at) or "",
-            updated_at=iso(row.updated_at) or "",
-        )
-        for row in rows
-    ]
+    return [config_out(config, server, count) for config, server, count in rows]
 
 
 async def server_detail(session: AsyncSession, user_id: str, server_id: str) -> ServerDetail:
