@@ -297,6 +297,21 @@ async def test_history_is_newest_first_with_before_paging(
     assert history_requests[0].query == {"limit": "3"}
 
 
+async def test_load_generators_post_without_waiting_and_bound_the_history(
+    fake: FakeDiscord, guild: FakeGuild, clients: list[RunningClient]
+) -> None:
+    fake.history_limit = 10
+    running = await connect(clients)
+    channel_id = guild.channel_named("general").id
+    for i in range(25):
+        fake.dispatch_user_message(guild.id, channel_id, "ana", f"m{i}")
+    received = [(await running.next_message()).content for _ in range(25)]
+    assert received == [f"m{i}" for i in range(25)]
+    kept = [m.content for m in fake.history(channel_id)]
+    assert 10 <= len(kept) <= 20
+    assert kept == [f"m{i}" for i in range(25 - len(kept), 25)]
+
+
 async def test_message_content_is_blank_without_the_intent_unless_mentioned(
     fake: FakeDiscord, guild: FakeGuild, clients: list[RunningClient]
 ) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import httpx
 import pytest
 
 from neonrain.huma import (
@@ -99,3 +102,34 @@ async def test_non_json_answer_is_an_error(fake_huma: FakeHuma) -> None:
             await rest.create_agent("Discord-S", {"className": "Nova"})
     assert caught.value.status == 200
     assert "proxy" in caught.value.body
+
+
+async def test_requests_beyond_the_concurrency_limit_wait_their_turn() -> None:
+    in_flight = most = created = 0
+
+    async def handler(_request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, most, created
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.01)
+        in_flight -= 1
+        created += 1
+        return httpx.Response(201, json={"id": f"agent-{created}"})
+
+    transport = httpx.MockTransport(handler)
+    async with HumaRestClient(
+        "http://huma.test", API_KEY, max_concurrency=4, transport=transport
+    ) as rest:
+        agents = await asyncio.gather(*(rest.create_agent(f"A{i}", {}) for i in range(40)))
+    assert len({a.id for a in agents}) == 40
+    assert most == 4
+
+
+async def test_a_burst_of_creations_is_not_timed_out_by_its_own_queue(
+    fake_huma: FakeHuma,
+) -> None:
+    """Only the time a request is on the wire counts against its timeout, not its wait."""
+    fake_huma.rest_delay = 0.05
+    async with HumaRestClient(fake_huma.url, API_KEY, timeout=1.0, max_concurrency=8) as rest:
+        agents = await asyncio.gather(*(rest.create_agent(f"A{i}", {"c": 1}) for i in range(200)))
+    assert len(agents) == 200 == len(fake_huma.created)

@@ -46,6 +46,8 @@ KNOWN_CODES: Final = (
 AGENT_GONE_CODES: Final = frozenset({CODE_AGENT_NOT_FOUND, CODE_AGENT_EXPIRED})
 
 JSONDict = dict[str, Any]
+#: REST requests one client sends at once (agent creations after a restart come in bursts).
+MAX_CONCURRENT_REQUESTS: Final = 16
 SleepFn = Callable[[float], Awaitable[None]]
 
 
@@ -216,6 +218,10 @@ class AgentInfo:
 class HumaRestClient:
     """The REST half of HUMA: ``/api/agents``, authenticated with ``X-API-Key``.
 
+    At most ``max_concurrency`` requests are in flight; the others wait their turn here, outside
+    the HTTP pool, and their ``timeout`` only starts once they are sent. (httpx's pool rescans
+    every queued request whenever one finishes: with a thousand agents created at once, after a
+    worker restart, that alone kept the CPU busy past the timeout.)
     ``transport`` lets tests plug an ``httpx.MockTransport``; normally it is left out.
     """
 
@@ -225,14 +231,19 @@ class HumaRestClient:
         api_key: str,
         *,
         timeout: float = 15.0,
+        max_concurrency: int = MAX_CONCURRENT_REQUESTS,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self._api_key = api_key
+        self._slots = asyncio.Semaphore(max_concurrency)
         self._http = httpx.AsyncClient(
             base_url=self.api_url,
             headers={"X-API-Key": api_key, "Accept": "application/json"},
             timeout=timeout,
+            limits=httpx.Limits(
+                max_connections=max_concurrency, max_keepalive_connections=max_concurrency
+            ),
             transport=transport,
         )
 
@@ -249,7 +260,8 @@ class HumaRestClient:
         self, method: str, path: str, *, json_body: JSONDict | None = None
     ) -> httpx.Response:
         try:
-            response = await self._http.request(method, path, json=json_body)
+            async with self._slots:
+                response = await self._http.request(method, path, json=json_body)
         except httpx.TimeoutException as exc:
             raise HumaTimeoutError(f"HUMA {method} {path} timed out") from exc
         except httpx.HTTPError as exc:

@@ -121,12 +121,13 @@ class GuildAgent(SessionListener):
 
     def _context(self, guild: discord.Guild, channel: Any) -> dict[str, Any]:
         histories = self.owner.histories
+        text_channels = guild.text_channels  # sorted anew on every access
         monitored = [
-            ChannelRef(id=str(c.id), name=c.name, type=channel_type(c)) for c in guild.text_channels
+            ChannelRef(id=str(c.id), name=c.name, type=channel_type(c)) for c in text_channels
         ]
         recent = {
             str(c.id): histories[c.id].lines(limit=5)
-            for c in guild.text_channels
+            for c in text_channels
             if c.id != channel.id and c.id in histories and len(histories[c.id])
         }
         history = histories.get(channel.id)

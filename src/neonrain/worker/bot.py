@@ -303,17 +303,16 @@ class TokenClient:
         history = await self._history(message.channel)
         entry = self.entry(message)
         history.add(entry)
-        fields = f"{self._ids()} guild={guild_id} channel={message.channel.id} message={message.id}"
         if message.author.id == self.bot_user_id:
             return
         if message.author.bot or message.webhook_id is not None:
-            log.debug("message ignored: from a bot or webhook %s", fields)
+            log.debug("message ignored: from a bot or webhook %s", self._message_fields(message))
             return
         if message.type not in USER_MESSAGE_TYPES:
-            log.debug("message ignored: system message %s", fields)
+            log.debug("message ignored: system message %s", self._message_fields(message))
             return
         if not entry.content:
-            log.debug("message ignored: no text %s", fields)
+            log.debug("message ignored: no text %s", self._message_fields(message))
             return
         for user_id, config in interested:
             self.reporter.count(user_id, guild_id, "message_received")
@@ -332,4 +331,12 @@ class TokenClient:
             try:
                 await agent.on_user_message(message.channel, entry)
             except Exception:
-                log.exception("message not answered: agent unavailable user=%s %s", user_id, fields)
+                log.exception(
+                    "message not answered: agent unavailable user=%s %s",
+                    user_id,
+                    self._message_fields(message),
+                )
+
+    def _message_fields(self, message: discord.Message) -> str:
+        guild_id = message.guild.id if message.guild is not None else None
+        return f"{self._ids()} guild={guild_id} channel={message.channel.id} message={message.id}"

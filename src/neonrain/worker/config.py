@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from neonrain.huma.prompt import ServerConfig, Website
@@ -24,6 +25,11 @@ class GuildConfig:
     websites: tuple[Website, ...] = ()
 
     def for_agent(self) -> ServerConfig:
+        return self._agent_config
+
+    @cached_property
+    def _agent_config(self) -> ServerConfig:
+        # Built once per configuration: every context update of the guild reads it.
         return ServerConfig(
             bot_name=self.bot_name,
             server_name=self.guild_name,
@@ -42,9 +48,10 @@ class TokenConfig:
     token: str
     servers: tuple[GuildConfig, ...] = ()
 
-    @property
+    @cached_property
     def active_guilds(self) -> dict[str, GuildConfig]:
-        """The seed's monitored guilds: the servers whose bot is switched on."""
+        """The seed's monitored guilds: the servers whose bot is switched on (looked up for
+        every message, so built once per configuration; do not modify it)."""
         return {s.guild_id: s for s in self.servers if s.bot_active}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from neonrain.huma.prompt import format_history_line
@@ -12,16 +12,22 @@ from neonrain.huma.prompt import format_history_line
 HISTORY_PER_CHANNEL = 50
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     id: int
     author: str
     author_id: str
     content: str
     timestamp: datetime
+    # Formatted once: every context update resends up to 50 lines of the channel.
+    _line: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        line = format_history_line(self.timestamp, self.author, self.content)
+        object.__setattr__(self, "_line", line)
 
     def line(self) -> str:
-        return format_history_line(self.timestamp, self.author, self.content)
+        return self._line
 
     def as_action_message(self) -> dict[str, str]:
         return {
@@ -49,9 +55,12 @@ class ChannelHistory:
             ordered = sorted([*self._entries, entry], key=lambda e: e.id)
             self._entries.clear()
             self._entries.extend(ordered)  # the deque keeps the newest ``limit``
-        else:
-            self._entries.append(entry)
-        self._ids = {e.id for e in self._entries}
+            self._ids = {e.id for e in self._entries}
+            return True
+        if len(self._entries) == self._entries.maxlen:
+            self._ids.discard(self._entries[0].id)  # the append below pushes it out
+        self._entries.append(entry)
+        self._ids.add(entry.id)
         return True
 
     def extend(self, entries: Iterable[Entry]) -> None:
@@ -62,9 +71,9 @@ class ChannelHistory:
         return list(self._entries)
 
     def lines(self, limit: int | None = None) -> list[str]:
-        entries = self.entries()
-        if limit is not None:
-            entries = entries[-limit:]
+        entries = self._entries
+        if limit is not None and limit < len(entries):
+            return [entries[i].line() for i in range(len(entries) - limit, len(entries))]
         return [e.line() for e in entries]
 
     def __len__(self) -> int:

@@ -223,9 +223,13 @@ class FakeDiscord:
         port: int = 0,
         heartbeat_interval_ms: int = 41250,
         zlib_chunk_size: int | None = None,
+        history_limit: int | None = None,
     ) -> None:
         self.host = host
         self.port = port
+        #: When set, a channel's history is cut back to its newest ``history_limit`` messages
+        #: whenever a user message makes it twice as long (load tests post for minutes).
+        self.history_limit = history_limit
         #: HELLO's heartbeat interval; tests that want to see heartbeats lower it.
         self.heartbeat_interval_ms = heartbeat_interval_ms
         #: When set, each zlib-compressed gateway message is split over frames of this size.
@@ -543,6 +547,37 @@ class FakeDiscord:
         every bot in that guild (sent now if connected, kept for RESUME otherwise). Returns once the
         events have been written to the connected sockets.
         """
+        message = self.dispatch_user_message(
+            guild_id,
+            channel_id,
+            author_name,
+            content,
+            author_id=author_id,
+            author_is_bot=author_is_bot,
+            webhook=webhook,
+            message_type=message_type,
+            attachments=attachments,
+            reply_to=reply_to,
+        )
+        await self.flush()
+        return message
+
+    def dispatch_user_message(
+        self,
+        guild_id: int,
+        channel_id: int,
+        author_name: str,
+        content: str,
+        *,
+        author_id: int | None = None,
+        author_is_bot: bool = False,
+        webhook: bool = False,
+        message_type: int = 0,
+        attachments: Sequence[str] = (),
+        reply_to: int | None = None,
+    ) -> FakeMessage:
+        """:meth:`post_user_message` without waiting for the sockets: the events are queued on
+        the connections when this returns (for load generators that post faster than a flush)."""
         guild = self.guilds[guild_id]
         channel = guild.channel(channel_id)
         if channel is None:
@@ -572,7 +607,6 @@ class FakeDiscord:
         if reply_to is not None and message_type == 0:
             message.type = 19
         self._store_and_dispatch(message)
-        await self.flush()
         return message
 
     async def post_direct_message(self, token: str, author_name: str, content: str) -> FakeMessage:
@@ -768,8 +802,13 @@ class FakeDiscord:
         )
 
     def _store_and_dispatch(self, message: FakeMessage) -> None:
-        self._history.setdefault(message.channel_id, []).append(message)
+        history = self._history.setdefault(message.channel_id, [])
+        history.append(message)
         self._messages[message.id] = message
+        if self.history_limit is not None and len(history) > 2 * self.history_limit:
+            for old in history[: -self.history_limit]:
+                self._messages.pop(old.id, None)
+            del history[: -self.history_limit]
         assert message.guild_id is not None
         guild = self.guilds[message.guild_id]
         channel = guild.channel(message.channel_id)

@@ -178,13 +178,25 @@ def last_message_text(content: JSON) -> str:
 class FakeHuma:
     """A HUMA stand-in for tests and local development. Start it inside the running loop."""
 
-    def __init__(self, api_key: str = "test-key", *, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        api_key: str = "test-key",
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        keep_events: bool = True,
+    ):
         self.api_key = api_key
         self.host = host
         self.port = port
         self.agents: dict[str, FakeAgent] = {}
         self.created: list[FakeAgent] = []
         self.events: list[ReceivedEvent] = []
+        #: Off for load tests: received events go to :attr:`event_listeners` only, so that
+        #: hours of traffic do not pile up in memory (and in the garbage collector's scans).
+        self.keep_events = keep_events
+        #: Called with every received ``message`` event, as it arrives.
+        self.event_listeners: list[Callable[[ReceivedEvent], None]] = []
         self.connections: list[ConnectionAttempt] = []
         self.rest_requests: list[RestRequest] = []
         self.emitted: list[tuple[str, JSON]] = []
@@ -580,7 +592,10 @@ class FakeHuma:
     async def _on_message(self, sid: str, data: Any) -> None:
         agent_id = self._sid_agent.get(sid, "")
         event = ReceivedEvent(agent_id, sid, data, time.monotonic())
-        self.events.append(event)
+        if self.keep_events:
+            self.events.append(event)
+        for listener in self.event_listeners:
+            listener(event)
         self._notify()
         if event.is_context_update:
             for rule in self.rules:
