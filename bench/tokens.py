@@ -38,6 +38,7 @@ from bench.common import (
 )
 from neonrain.app import app_state
 from neonrain.db.changes import mark_config_changed
+from neonrain.process import freeze_startup_objects
 from neonrain.servers.models import UserServerConfig
 from neonrain.state import AppState
 from tests.webapp import WebApp
@@ -142,9 +143,10 @@ async def _measure(
     scenario: Scenario,
 ) -> None:
     heavy = scenario.websites > 0
-    # Warm-up: connections, statement caches.
+    # Warm-up: connections, statement caches; then what `neonrain web` does after start-up.
     for _ in range(2):
         await http.get("/api/discord/tokens")
+    freeze_startup_objects()
 
     # Full build.
     times: list[float] = []

@@ -158,8 +158,9 @@ def _ids_condition(
 CHUNK_BYTES = 256 * 1024
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+# One encoder for every call: ``json.dumps`` with options builds a new encoder each time, which
+# was a third of the cost of a full answer.
+_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 @dataclass

@@ -258,6 +258,8 @@ async def run_standalone(settings: Settings, shard: tuple[int, int] | None) -> N
     """``neonrain worker``: run until SIGINT/SIGTERM, then shut down within 10 s."""
     import signal
 
+    from neonrain.process import freeze_startup_objects
+
     assert settings.internal_api_key is not None
     worker = Worker.from_settings(
         settings, backend_url=settings.backend_url, api_key=settings.internal_api_key, shard=shard
@@ -267,6 +269,7 @@ async def run_standalone(settings: Settings, shard: tuple[int, int] | None) -> N
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     await worker.start()
+    freeze_startup_objects()
     await stop.wait()
     log.info("stopping the worker")
     await worker.stop()
