@@ -8,16 +8,18 @@ the PostgreSQL server of the tests (``NEONRAIN_TEST_PG``, default
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import platform
 import statistics
 import sys
-from collections.abc import AsyncIterator, Iterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, insert, text, update
 from sqlalchemy.engine import Engine
@@ -33,8 +35,15 @@ from neonrain.servers.models import Server, UserServerConfig
 from neonrain.websites.models import ServerWebsite, WebsiteScrape
 from tests import pg
 
+if TYPE_CHECKING:
+    from neonrain.worker.manager import Worker
+    from tests.fakes.fake_discord import FakeDiscord
+    from tests.fakes.fake_huma import FakeHuma
+    from tests.webapp import WebApp
+
 SECRET_KEY = "bench-secret-key-not-for-production"
 INTERNAL_KEY = "bench-internal-api-key"
+HUMA_KEY = "bench-huma-key"
 
 
 # ------------------------------------------------------------------------------ the machine
@@ -175,6 +184,45 @@ def bench_settings(database_url: str, **env: str) -> Settings:
         **env,
     }
     return Settings(**values)
+
+
+def settings_on_fakes(database_url: str, discord: FakeDiscord, huma: FakeHuma) -> Settings:
+    """Settings for a web app whose Discord and HUMA are the local fakes."""
+    return bench_settings(
+        database_url,
+        DISCORD_API_URL=discord.api_url,
+        HUMA_API_URL=huma.url,
+        HUMA_API_KEY=HUMA_KEY,
+    )
+
+
+def worker_on_fakes(web: WebApp, discord: FakeDiscord, huma: FakeHuma, **options: Any) -> Worker:
+    """The real worker, reading its configuration from ``web`` and talking to the fakes."""
+    from neonrain.worker.manager import Worker
+
+    return Worker(
+        **{
+            "backend_url": web.url,
+            "api_key": INTERNAL_KEY,
+            "huma_api_url": huma.url,
+            "huma_api_key": HUMA_KEY,
+            "typing_wpm": web.settings.typing_wpm,
+            "discord_api_url": discord.api_url,
+            "discord_gateway_url": discord.gateway_url,
+            **options,
+        }
+    )
+
+
+async def wait_for(
+    condition: Callable[[], bool], timeout: float, what: str, *, interval: float = 0.05
+) -> None:
+    """Waits until ``condition()`` holds; a benchmark that cannot get there stops with ``what``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        await asyncio.sleep(interval)
 
 
 @dataclass(frozen=True)

@@ -23,20 +23,22 @@ import asyncio
 import contextlib
 import statistics
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import httpx
 
 from bench.common import (
-    INTERNAL_KEY,
+    HUMA_KEY,
     Latencies,
     bench_database,
-    bench_settings,
     database_version,
     print_figure,
     print_header,
     seed_accounts,
+    settings_on_fakes,
+    wait_for,
+    worker_on_fakes,
 )
 from neonrain.worker.manager import Worker
 from tests.fakes.fake_discord import FakeDiscord
@@ -49,7 +51,6 @@ POLL_S = 0.001
 TIMEOUT_S = 10.0
 BACKGROUND_USERS = 1_000
 BACKGROUND_SERVERS = 3
-HUMA_KEY = "bench-huma-key"
 BOT_TOKEN = "bench-propagation-bot.1234567890.abcdefghij"
 BACKGROUND_TOKEN = "bench-background-bot.1234567890.abcdefghij"
 PASSWORD = "correct horse battery staple"
@@ -101,24 +102,9 @@ class Run:
 async def running_system(
     database_url: str, discord: FakeDiscord, huma: FakeHuma, transport: CountingTransport
 ) -> AsyncIterator[tuple[WebApp, Worker]]:
-    settings = bench_settings(
-        database_url,
-        DISCORD_API_URL=discord.api_url,
-        HUMA_API_URL=huma.url,
-        HUMA_API_KEY=HUMA_KEY,
-    )
-    web = WebApp(settings)
+    web = WebApp(settings_on_fakes(database_url, discord, huma))
     await web.start()
-    worker = Worker(
-        backend_url=web.url,
-        api_key=INTERNAL_KEY,
-        huma_api_url=huma.url,
-        huma_api_key=HUMA_KEY,
-        typing_wpm=settings.typing_wpm,
-        discord_api_url=discord.api_url,
-        discord_gateway_url=discord.gateway_url,
-        backend_transport=transport,
-    )
+    worker = worker_on_fakes(web, discord, huma, backend_transport=transport)
     try:
         yield web, worker
     finally:
@@ -140,13 +126,8 @@ def worker_personality(worker: Worker, user_id: str, server_id: str) -> str | No
     return None
 
 
-async def wait_for(predicate: object, what: str) -> None:
-    assert callable(predicate)
-    deadline = time.perf_counter() + TIMEOUT_S
-    while not predicate():
-        if time.perf_counter() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        await asyncio.sleep(POLL_S)
+def holds(worker: Worker, user_id: str, server_id: str, text: str) -> Callable[[], bool]:
+    return lambda: worker_personality(worker, user_id, server_id) == text
 
 
 async def run(database_url: str, *, background: bool) -> Run:
@@ -184,7 +165,9 @@ async def run(database_url: str, *, background: bool) -> Run:
                 await discord.wait_for_online(BACKGROUND_TOKEN, timeout=60)
             await wait_for(
                 lambda: worker_personality(worker, user_id, server_id) == "",
+                TIMEOUT_S,
                 "the worker to load the configuration",
+                interval=POLL_S,
             )
             await asyncio.sleep(0.5)
             transport.answers.clear()
@@ -199,8 +182,10 @@ async def run(database_url: str, *, background: bool) -> Run:
                 answered = time.perf_counter()
                 response.raise_for_status()
                 await wait_for(
-                    lambda text=text: worker_personality(worker, user_id, server_id) == text,
+                    holds(worker, user_id, server_id, text),
+                    TIMEOUT_S,
                     f"change {n} to reach the worker",
+                    interval=POLL_S,
                 )
                 seen = time.perf_counter()
                 from_answer.append((seen - answered) * 1000)

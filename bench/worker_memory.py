@@ -38,7 +38,6 @@ GUILDS_PER_TOKEN = 10
 AGENTS = TOKENS * GUILDS_PER_TOKEN
 TRACED_TOKENS = 10  # tracemalloc slows the worker several times over
 BOT_ID_BASE = 900_000_000_000_000_000  # seed_accounts gives account u the bot id BASE + u
-HUMA_KEY = "bench-huma-key"
 TOKENS_PATH = "/api/discord/tokens"
 TARGET_BYTES_PER_TOKEN = 2 * 1024 * 1024
 TRACE_ENV = "NEONRAIN_BENCH_TRACEMALLOC"
@@ -86,14 +85,6 @@ async def settled_rss(pid: int, *, quiet_seconds: float = 2.0, timeout: float = 
         elif time.monotonic() - since >= quiet_seconds:
             return current
     return rss_bytes(pid)
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 def reached(counter: list[int], count: int) -> Callable[[], bool]:
@@ -210,7 +201,7 @@ async def run() -> None:
 
 async def scenario(*, tokens: int, traced: bool) -> Figures:
     """The web app, the fakes and the database here; the worker in a child process."""
-    from bench.common import bench_database, bench_settings
+    from bench.common import HUMA_KEY, bench_database, settings_on_fakes
     from tests.fakes.fake_discord import FakeDiscord
     from tests.fakes.fake_huma import FakeHuma
     from tests.webapp import WebApp
@@ -221,9 +212,7 @@ async def scenario(*, tokens: int, traced: bool) -> Figures:
         FakeDiscord() as discord,
         FakeHuma(api_key=HUMA_KEY, keep_events=False) as huma,
     ):
-        settings = bench_settings(
-            url, DISCORD_API_URL=discord.api_url, HUMA_API_URL=huma.url, HUMA_API_KEY=HUMA_KEY
-        )
+        settings = settings_on_fakes(url, discord, huma)
         reads = [0]
         web = WebApp(settings)
         web.app.add_middleware(TokenReads, counter=reads)
@@ -246,7 +235,7 @@ async def run_child(
     traced: bool,
     figures: Figures,
 ) -> None:
-    from bench.common import INTERNAL_KEY
+    from bench.common import HUMA_KEY, INTERNAL_KEY
 
     with tempfile.TemporaryDirectory() as scratch:
         report = Path(scratch) / "report.json"
@@ -290,7 +279,7 @@ async def measure(
     traced: bool,
     figures: Figures,
 ) -> None:
-    from bench.common import seed_accounts
+    from bench.common import seed_accounts, wait_for
     from tests.fakes.fake_discord import FakeGuild
 
     # Baseline: the worker has read an empty configuration and is long-polling for changes.

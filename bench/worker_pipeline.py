@@ -20,7 +20,6 @@ import contextlib
 import itertools
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -29,14 +28,16 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bench.common import (
-    INTERNAL_KEY,
+    HUMA_KEY,
     Latencies,
     bench_database,
-    bench_settings,
     database_version,
     print_figure,
     print_header,
     seed_accounts,
+    settings_on_fakes,
+    wait_for,
+    worker_on_fakes,
 )
 from neonrain.servers.models import UserServerConfig
 from neonrain.worker.manager import Worker
@@ -52,7 +53,6 @@ GUILDS = 100
 AUTHORS_PER_GUILD = 5
 BOT_TOKEN = "bench-pipeline-bot-token"
 BOT_ID = 900_000_000_000_000_000  # the id seed_accounts gives the first account's bot
-HUMA_KEY = "bench-huma-key"
 PACED_RATE = 500.0  # messages/s: the target rate, for the latency figures
 PACED_SECONDS = 10.0
 FLOOD_SECONDS = 10.0
@@ -140,14 +140,6 @@ class Traffic:
 def _message_number(event: ReceivedEvent) -> int | None:
     match = _MARKER.search(str(event.content.get("description", "")))
     return int(match.group(1)) if match else None
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def paced(traffic: Traffic, rate: float, seconds: float) -> range:
@@ -251,26 +243,11 @@ async def run() -> None:
                 [fake_discord.add_user(f"member-{g}-{a}").id for a in range(AUTHORS_PER_GUILD)]
                 for g in range(GUILDS)
             ]
-            settings = bench_settings(
-                url,
-                DISCORD_API_URL=fake_discord.api_url,
-                HUMA_API_URL=huma.url,
-                HUMA_API_KEY=HUMA_KEY,
-            )
             stats_posts: list[float] = []
-            web = WebApp(settings)
+            web = WebApp(settings_on_fakes(url, fake_discord, huma))
             web.app.add_middleware(StatsRequests, times=stats_posts)
             await web.start()
-            worker = Worker(
-                backend_url=web.url,
-                api_key=INTERNAL_KEY,
-                huma_api_url=huma.url,
-                huma_api_key=HUMA_KEY,
-                typing_wpm=settings.typing_wpm,
-                discord_api_url=fake_discord.api_url,
-                discord_gateway_url=fake_discord.gateway_url,
-                flush_seconds=STATS_FLUSH_SECONDS,
-            )
+            worker = worker_on_fakes(web, fake_discord, huma, flush_seconds=STATS_FLUSH_SECONDS)
             try:
                 traffic = Traffic(fake_discord, huma, guilds, authors)
                 await measure(url, worker, traffic, stats_posts)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from websockets.exceptions import InvalidStatus
 
+from neonrain.chat.models import ChatConversation
 from tests.chat.conftest import ChatEnv, chat_env
 
 
@@ -378,6 +380,49 @@ async def test_reconnect_reuses_the_agent_and_delete_removes_it(env: ChatEnv) ->
     await socket.ws.wait_closed()
     assert socket.ws.close_code == 4404
     await env.fake.wait_until(lambda: agent.deleted)
+
+
+async def test_deleting_the_server_configuration_releases_its_chats_agents(
+    env: ChatEnv,
+) -> None:
+    env.fake.script("hello", reply="Hi!")
+    ada = await env.user()
+    server_id = await env.server(ada)
+    group = await env.group(ada, server_id, panes=3)
+    open_pane, closed_pane = (c["id"] for c in group["conversations"][:2])
+    closed = await env.ready(ada, closed_pane)
+    await closed.say("hello")
+    assert (await closed.next("chat:message"))["data"]["role"] == "user"
+    assert (await closed.next("chat:message"))["data"]["content"] == "Hi!"
+    await closed.close()
+    socket = await env.ready(ada, open_pane)
+    await socket.say("hello")
+    await socket.next("chat:message")
+    await socket.next("chat:message")
+    agents = list(env.fake.created)
+    assert len(agents) == 2 and not any(a.deleted for a in agents)
+
+    response = await env.http.delete(f"/api/servers/{server_id}", headers=ada.headers)
+    assert response.status_code == 204
+    error = await socket.next("chat:error")
+    assert error["data"]["code"] == "NO_SERVER_CONFIG"
+    await socket.ws.wait_closed()
+    assert socket.ws.close_code == 4410
+    await env.fake.wait_until(lambda: all(a.deleted for a in agents))
+    async with env.state.sessionmaker() as db:
+        stored = (
+            await db.scalars(
+                select(ChatConversation.huma_agent_id).where(
+                    ChatConversation.id.in_([open_pane, closed_pane])
+                )
+            )
+        ).all()
+    assert stored == [None, None]
+    # The chat stays, read-only, with its messages.
+    response = await env.http.get(
+        f"/api/chat/conversations/{closed_pane}/messages", headers=ada.headers
+    )
+    assert [m["content"] for m in response.json()["messages"]] == ["hello", "Hi!"]
 
 
 async def test_markdown_is_neutralised(env: ChatEnv) -> None:

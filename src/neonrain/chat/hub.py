@@ -46,6 +46,13 @@ log = logging.getLogger(__name__)
 
 AGENT_TTL_SECONDS: Final = 24 * 3600
 CHANNEL_NAME: Final = "general"
+# Close codes above 4400 tell a page not to reconnect.
+CLOSE_NOT_FOUND: Final = 4404
+CLOSE_NO_SERVER: Final = 4410
+NO_SERVER_ERROR: Final = {
+    "code": "NO_SERVER_CONFIG",
+    "message": "This chat's server is no longer configured; the chat is read-only.",
+}
 
 #: Sends one frame ``{"type": ..., "data": ...}`` to a client; must not raise.
 Send = Callable[[str, Mapping[str, Any]], Awaitable[None]]
@@ -328,13 +335,29 @@ class ChatHub:
 
     async def conversations_deleted(self, conversations: Sequence[tuple[str, str]]) -> None:
         """Close the rooms of deleted conversations and delete their agents."""
+        await self._close_rooms(conversations, close_code=CLOSE_NOT_FOUND, farewell=None)
+
+    async def server_config_deleted(self, conversations: Sequence[tuple[str, str]]) -> None:
+        """The conversations' server configuration is gone: their panes become read-only and
+        their agents are deleted."""
+        await self._close_rooms(conversations, close_code=CLOSE_NO_SERVER, farewell=NO_SERVER_ERROR)
+
+    async def _close_rooms(
+        self,
+        conversations: Sequence[tuple[str, str]],
+        *,
+        close_code: int,
+        farewell: Mapping[str, Any] | None,
+    ) -> None:
         orphans: list[str] = []
         for conversation_id, agent_id in conversations:
             async with self._lock:
                 room = self.rooms.pop(conversation_id, None)
             if room is not None:
+                if farewell is not None:
+                    await room.broadcast("chat:error", farewell)
                 for client in list(room.clients):
-                    await client.close(4404)
+                    await client.close(close_code)
                 room.clients.clear()
                 if room.session is not None:
                     self._spawn(room.close_session(delete_agent=True))

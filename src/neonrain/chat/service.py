@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -358,6 +358,33 @@ async def delete_group(db: AsyncSession, user_id: str, group_id: str) -> list[tu
     await db.execute(delete(ChatConversationGroup).where(ChatConversationGroup.id == group.id))
     await db.commit()
     return agents
+
+
+async def release_server_agents(
+    db: AsyncSession, user_id: str, server_id: str
+) -> list[tuple[str, str]]:
+    """The user's configuration of ``server_id`` is gone: its chats stay, read-only, and their
+    conversations let go of their HUMA agents. Returns ``(conversation id, HUMA agent id)`` of
+    those conversations so that open panes are closed and the agents deleted."""
+    rows = (
+        await db.execute(
+            select(ChatConversation.id, ChatConversation.huma_agent_id)
+            .join(ChatConversationGroup, ChatConversationGroup.id == ChatConversation.group_id)
+            .where(
+                ChatConversationGroup.user_id == user_id,
+                ChatConversationGroup.server_id == server_id,
+            )
+        )
+    ).all()
+    with_agents = [cid for cid, agent_id in rows if agent_id]
+    if with_agents:
+        await db.execute(
+            update(ChatConversation)
+            .where(ChatConversation.id.in_(with_agents))
+            .values(huma_agent_id=None, huma_agent_fingerprint=None, huma_agent_expires_at=None)
+        )
+        await db.commit()
+    return [(cid, agent_id or "") for cid, agent_id in rows]
 
 
 # ------------------------------------------------------------------ conversations (WebSocket)

@@ -28,7 +28,14 @@ from neonrain.accounts.clerk import looks_like_jwt
 from neonrain.accounts.deps import SESSION_COOKIE
 from neonrain.accounts.models import User
 from neonrain.chat import service
-from neonrain.chat.hub import Client, Room, chat_hub
+from neonrain.chat.hub import (
+    CLOSE_NO_SERVER,
+    CLOSE_NOT_FOUND,
+    NO_SERVER_ERROR,
+    Client,
+    Room,
+    chat_hub,
+)
 from neonrain.chat.schemas import ClientMessage
 from neonrain.errors import ApiError
 from neonrain.state import AppState, get_ws_state
@@ -41,8 +48,6 @@ RATE_LIMIT: Final = 20
 RATE_WINDOW_SECONDS: Final = 10.0
 MAX_FRAME_CHARS: Final = 32_000
 CLOSE_UNAUTHENTICATED: Final = 4401
-CLOSE_NOT_FOUND: Final = 4404
-CLOSE_NO_SERVER: Final = 4410
 
 
 _TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"]+")
@@ -177,13 +182,7 @@ async def chat_socket(websocket: WebSocket, conversation_id: str) -> None:
         }
         title = group.title
     if config is None:
-        await send(
-            "chat:error",
-            {
-                "code": "NO_SERVER_CONFIG",
-                "message": "This chat's server is no longer configured; the chat is read-only.",
-            },
-        )
+        await send("chat:error", NO_SERVER_ERROR)
         await close(CLOSE_NO_SERVER)
         return
 

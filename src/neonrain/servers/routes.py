@@ -7,6 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from neonrain.accounts.deps import CurrentIdentity, ReadingIdentity
+from neonrain.chat import service as chat_service
+from neonrain.chat.hub import chat_hub
 from neonrain.servers import service
 from neonrain.servers.schemas import (
     ActionPage,
@@ -47,8 +49,13 @@ async def update_server(
 
 
 @router.delete("/{server_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_server(server_id: str, identity: CurrentIdentity, db: Db) -> Response:
+async def delete_server(
+    server_id: str, identity: CurrentIdentity, db: Db, state: State
+) -> Response:
     await service.delete_config(db, identity.user.id, server_id)
+    # The server's chats stay, read-only; their HUMA agents go now rather than by expiry.
+    released = await chat_service.release_server_agents(db, identity.user.id, server_id)
+    await chat_hub(state).server_config_deleted(released)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -185,8 +185,13 @@ class TokenClient:
 
     async def update(self, accounts: list[TokenConfig]) -> None:
         """Apply new configurations: agents of guilds switched off or removed go; a changed bot
-        or server name means a new agent on the next message; texts apply to the next message."""
-        self.accounts = {a.user_id: a for a in accounts}
+        or server name means a new agent on the next message; texts apply to the next message.
+        Every delta reaches every connection, so an unchanged one returns at once (the snapshot
+        keeps the same objects for accounts the delta did not touch)."""
+        by_user = {a.user_id: a for a in accounts}
+        if by_user == self.accounts:
+            return
+        self.accounts = by_user
         closing = []
         for key, agent in list(self.agents.items()):
             user_id, guild_id = key
