@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from neonrain.websites.models import ServerWebsite, WebsiteScrape
 from neonrain.websites.scraper import (
     BACKOFF,
     SUCCESS_INTERVAL,
+    Claim,
     Scraper,
     ScraperOptions,
     backoff_delay,
@@ -539,3 +541,66 @@ async def test_loop_survives_database_errors(
     finally:
         await scraper.stop()
     assert "could not claim websites" in caplog.text
+
+
+async def test_shutdown_stops_claiming_and_lets_a_claim_finish(
+    state: AppState, seed: Seed, site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At shutdown the change notifier closes (it no longer waits): the loop stops instead of
+    claiming in a tight loop, and ``stop`` lets a claim under way finish rather than cancelling
+    its database session mid-statement."""
+    site.html("/", ARTICLE)
+    claims = 0
+    in_claim = asyncio.Event()
+    finish_claim = asyncio.Event()
+    scraper = Scraper(
+        state.sessionmaker,
+        Fetcher(allow_private=True),
+        options=ScraperOptions(poll_interval=5),
+        notifier=state.notifier,
+    )
+    original_claim = scraper.claim
+
+    async def slow_claim(limit: int, running_hosts: Iterable[str] = ()) -> list[Claim]:
+        nonlocal claims
+        claims += 1
+        if claims == 2:
+            in_claim.set()
+            await finish_claim.wait()
+        return await original_claim(limit, running_hosts)
+
+    scraper.claim = slow_claim  # type: ignore[method-assign]
+    scraper.start()
+    while claims < 1:
+        await asyncio.sleep(0.01)
+    scraper.wake()  # the loop's second claim waits for finish_claim
+    await asyncio.wait_for(in_claim.wait(), 5)
+    stopping = asyncio.create_task(scraper.stop())
+    await asyncio.sleep(0.1)
+    assert not stopping.done()  # waits for the claim instead of cancelling it
+    finish_claim.set()
+    await asyncio.wait_for(stopping, 5)
+    assert claims == 2
+
+    closing = Scraper(
+        state.sessionmaker,
+        Fetcher(allow_private=True),
+        options=ScraperOptions(poll_interval=5),
+        notifier=state.notifier,
+    )
+    counted = 0
+    closing_claim = closing.claim
+
+    async def counting_claim(limit: int, running_hosts: Iterable[str] = ()) -> list[Claim]:
+        nonlocal counted
+        counted += 1
+        return await closing_claim(limit, running_hosts)
+
+    closing.claim = counting_claim  # type: ignore[method-assign]
+    closing.start()
+    await asyncio.sleep(0.1)
+    state.notifier.close()
+    await asyncio.sleep(0.3)
+    assert counted <= 2  # one claim at start, at most one when the notifier closed
+    await asyncio.wait_for(closing.stop(), 5)
+    assert "Traceback" not in caplog.text

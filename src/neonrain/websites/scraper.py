@@ -135,6 +135,7 @@ class Scraper:
         self._wake = asyncio.Event()
         self._running = _Running()
         self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -150,10 +151,16 @@ class Scraper:
         """Stop claiming; give in-flight scrapes ``stop_grace`` seconds, cancel the rest and put
         their websites back in the queue."""
         if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
-            self._loop_task = None
+            # Let the loop finish what it is doing: cancelled in the middle of a claim, its
+            # session's rollback would be cancelled too.
+            self._stopping = True
+            self._wake.set()
+            loop_task, self._loop_task = self._loop_task, None
+            await asyncio.wait({loop_task}, timeout=5)
+            if not loop_task.done():
+                loop_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop_task
         tasks = dict(self._running.tasks)
         if not tasks:
             return
@@ -167,13 +174,15 @@ class Scraper:
         self._running.tasks.clear()
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self._fill()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("scraper: could not claim websites; retrying")
+            if self._notifier is not None and self._notifier.closed:
+                return  # the process is shutting down (and the notifier no longer waits)
             await self._sleep()
 
     async def _sleep(self) -> None:
