@@ -77,6 +77,7 @@ def test_serve_runs_with_no_configuration_and_stops_on_sigterm(tmp_path: Path) -
     # uvicorn re-raises SIGTERM after its graceful shutdown, as a service manager expects.
     assert process.returncode in (0, -signal.SIGTERM), output
     assert "Application shutdown complete" in output
+    assert "Traceback" not in output and " ERROR " not in output, output
     assert f"listening on http://localhost:{port}" in output
     assert "database sqlite+aiosqlite:///./neonrain.db" in output
     assert (tmp_path / "neonrain.db").exists()

@@ -45,6 +45,12 @@ def setup_logging(settings: Settings) -> None:
     for noisy in ("sqlalchemy.engine", "aiosqlite", "asyncio", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("discord.client").addFilter(_not_about_voice)
+
+
+def _not_about_voice(record: logging.LogRecord) -> bool:
+    """discord.py warns at every client start that voice needs PyNaCl; the bot never speaks."""
+    return "voice will NOT be supported" not in record.getMessage()
 
 
 def _upgrade(settings: Settings) -> None:
