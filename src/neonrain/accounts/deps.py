@@ -57,7 +57,6 @@ def check_csrf(request: Request) -> None:
 
 
 async def _require_identity(request: Request, db: AsyncSession) -> service.Identity:
-    # The state straight from the app: a plain-function dependency would cost a thread hop.
     state: AppState = request.app.state.neonrain
     identity = await identify(request, db, state)
     if identity is None:

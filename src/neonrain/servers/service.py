@@ -8,8 +8,7 @@ look exactly like ids that do not exist (404).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from sqlalchemy import ScalarSelect, and_, bindparam, case, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -319,26 +318,13 @@ _STATUS_TOTALS = (
     .subquery("totals")
 )
 # Built once, the totals and the worker's report in one round trip: the dashboard polls it.
-_STATUS = select(
-    _STATUS_TOTALS,
-    WorkerReport.state,
-    WorkerReport.detail,
-    WorkerReport.updated_at,
-).select_from(_STATUS_TOTALS.outerjoin(WorkerReport, WorkerReport.user_id == bindparam("user_id")))
-
-
-@dataclass(frozen=True)
-class Report:
-    """What the worker last reported on an account (a ``worker_reports`` row)."""
-
-    state: str
-    detail: str
-    updated_at: datetime
+_STATUS = select(_STATUS_TOTALS, WorkerReport).select_from(
+    _STATUS_TOTALS.outerjoin(WorkerReport, WorkerReport.user_id == bindparam("user_id"))
+)
 
 
 async def discord_status(session: AsyncSession, user: User) -> StatusOut:
     row = (await session.execute(_STATUS, {"user_id": user.id})).one()
-    report = Report(row.state, row.detail, row.updated_at) if row.state is not None else None
     return StatusOut(
         connected=user.discord_token is not None,
         server_count=int(row.server_count),
@@ -347,11 +333,11 @@ async def discord_status(session: AsyncSession, user: User) -> StatusOut:
         total_messages_received=int(row.received),
         bot=discord_service.bot_out(user),
         invite_url=discord_service.bot_invite_url(user),
-        worker=worker_state(user, report),
+        worker=worker_state(user, row.WorkerReport),
     )
 
 
-def worker_state(user: User, report: Report | WorkerReport | None) -> WorkerOut:
+def worker_state(user: User, report: WorkerReport | None) -> WorkerOut:
     """The bot's live state as the worker last reported it; stale reports mean ``offline``."""
     if user.discord_token is None:
         return WorkerOut(state="offline", detail="No bot is connected.", updated_at=None)

@@ -134,19 +134,13 @@ async def list_websites(session: AsyncSession, config_id: str) -> list[WebsiteOu
     return [website_out(w, summaries.get(w.id)) for w in websites]
 
 
-async def website_counts(
-    session: AsyncSession, config_ids: Sequence[str] | None = None, *, user_id: str | None = None
-) -> dict[str, int]:
-    """Number of websites per configuration (of ``config_ids``, or of all of ``user_id``'s)."""
-    query = select(ServerWebsite.user_server_config_id, func.count()).group_by(
-        ServerWebsite.user_server_config_id
+async def website_counts(session: AsyncSession, config_ids: Sequence[str]) -> dict[str, int]:
+    """Number of websites per configuration of ``config_ids``."""
+    query = (
+        select(ServerWebsite.user_server_config_id, func.count())
+        .where(ServerWebsite.user_server_config_id.in_(list(config_ids)))
+        .group_by(ServerWebsite.user_server_config_id)
     )
-    if user_id is not None:
-        query = query.join(
-            UserServerConfig, UserServerConfig.id == ServerWebsite.user_server_config_id
-        ).where(UserServerConfig.user_id == user_id)
-    if config_ids is not None:
-        query = query.where(ServerWebsite.user_server_config_id.in_(list(config_ids)))
     return {config_id: int(count) for config_id, count in (await session.execute(query)).all()}
 
 
