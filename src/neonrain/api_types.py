@@ -1,43 +1,36 @@
 """Building blocks shared by the JSON API's request and response schemas.
 
-Every string the API stores must survive both databases: PostgreSQL refuses NUL characters and
-neither driver can encode lone surrogates (which JSON's ``\\ud800`` escapes produce), so such
-input is a validation error (400), never a database error (500).
+Every string the API stores must survive both databases (``contract.storable``), so text that
+cannot be stored is a validation error (400), never a database error (500).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Self
+from typing import Any, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic.alias_generators import to_camel
 
+from neonrain.contract import MAX_ID_LENGTH, Snowflake, Storable, storable
 from neonrain.db.base import utcnow
 
-MAX_ID_LENGTH = 64
-
-
-def storable(value: str) -> str:
-    """``value`` unchanged, if both databases can store it."""
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode text") from None
-    return value
+__all__ = [
+    "MAX_ID_LENGTH",
+    "ApiModel",
+    "PatchBody",
+    "RequestBody",
+    "Snowflake",
+    "Storable",
+    "now_ms",
+    "plausible_id",
+    "storable",
+]
 
 
 def plausible_id(value: str) -> bool:
     """Whether ``value`` could be one of our ids (or a Discord snowflake); False → not found."""
     return 0 < len(value) <= MAX_ID_LENGTH and value.isascii() and value.isprintable()
-
-
-#: Add to ``Annotated[str, ...]`` for every string that is stored.
-Storable = AfterValidator(storable)
-
-Snowflake = Annotated[str, Field(pattern=r"^[0-9]{1,20}$", examples=["1200000000000000001"])]
 
 
 class ApiModel(BaseModel):

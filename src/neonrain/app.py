@@ -6,24 +6,24 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from fastapi import FastAPI
 
 from neonrain.accounts.clerk import ClerkVerifier
+from neonrain.background import BackgroundService, Stop
+from neonrain.chat.hub import ChatAgentSettings, ChatHub
 from neonrain.config import Settings, get_settings
 from neonrain.crypto import TokenCipher
 from neonrain.db.changes import ConfigChangeNotifier, PostgresChangeListener, notifier_info
 from neonrain.db.engine import create_engine, create_read_sessionmaker, create_sessionmaker
+from neonrain.discord_link.client import DiscordRestClient
 from neonrain.errors import install_error_handlers
+from neonrain.huma import HumaRestClient
 from neonrain.middleware import BodySizeLimit
 from neonrain.state import AppState
 
 log = logging.getLogger(__name__)
-
-# A background service is started with the app's state once the database is ready and returns
-# the coroutine function that stops it.
-BackgroundService = Callable[[AppState], Awaitable[Callable[[], Awaitable[None]]]]
 
 
 def build_state(settings: Settings, internal_api_key: str | None = None) -> AppState:
@@ -65,7 +65,8 @@ def create_app(
         if state.engine.dialect.name == "postgresql":
             listener = PostgresChangeListener(_asyncpg_dsn(settings.database_url), state.notifier)
             listener.start()
-        stops: list[Callable[[], Awaitable[None]]] = []
+        open_clients(state)
+        stops: list[Stop] = []
         try:
             for start in background:
                 stops.append(await start(state))
@@ -76,6 +77,7 @@ def create_app(
                     await stop()
                 except Exception:
                     log.exception("a background service failed to stop cleanly")
+            await close_clients(state)
             if listener is not None:
                 await listener.stop()
             await state.engine.dispose()
@@ -91,21 +93,54 @@ def create_app(
     )
     app.state.neonrain = state
     state.asgi_app = app
-    install_error_handlers(app)
+    from neonrain.web.pages import not_found_page
+
+    install_error_handlers(app, not_found_page=not_found_page)
     app.add_middleware(BodySizeLimit)
     _include_routers(app)
     return app
 
 
+def open_clients(state: AppState) -> None:
+    """The long-lived clients requests share, for the app's lifetime."""
+    settings = state.settings
+    state.discord_rest = DiscordRestClient(settings.discord_api_url)
+    state.huma_rest = (
+        HumaRestClient(settings.huma_api_url, settings.huma_api_key)
+        if settings.huma_api_key
+        else None
+    )
+    state.chat_hub = ChatHub(
+        state.sessionmaker,
+        ChatAgentSettings(
+            huma_api_url=settings.huma_api_url,
+            huma_api_key=settings.huma_api_key,
+            typing_wpm=settings.typing_wpm,
+        ),
+        state.huma_rest,
+    )
+
+
+async def close_clients(state: AppState) -> None:
+    """Open chats release their agents, then the clients close."""
+    try:
+        await state.chat_hub.close()
+    except Exception:
+        log.exception("the chat hub failed to close cleanly")
+    await state.discord_rest.aclose()
+    if state.huma_rest is not None:
+        await state.huma_rest.aclose()
+
+
 def _include_routers(app: FastAPI) -> None:
     from neonrain.accounts.routes import router as accounts_router
-    from neonrain.chat.pages import router as chat_pages_router
     from neonrain.chat.routes import router as chat_router
     from neonrain.chat.ws import router as chat_ws_router
     from neonrain.discord_link.routes import router as discord_router
     from neonrain.health import router as health_router
     from neonrain.internal_api.routes import router as internal_router
     from neonrain.servers.routes import router as servers_router
+    from neonrain.web.chat_page import router as chat_pages_router
     from neonrain.web.pages import router as pages_router
     from neonrain.websites.routes import router as websites_router
 

@@ -6,24 +6,20 @@ import asyncio
 import functools
 import getpass
 import logging
-import signal
 import sys
-import threading
-from collections.abc import Awaitable, Callable
-from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+import neonrain
 from neonrain.config import Settings, get_settings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from neonrain.state import AppState
 
 cli = typer.Typer(
-    help="Neonrain: AI community members for Discord servers.",
+    help=neonrain.__doc__,
     no_args_is_help=True,
     add_completion=False,
 )
@@ -45,12 +41,6 @@ def setup_logging(settings: Settings) -> None:
     for noisy in ("sqlalchemy.engine", "aiosqlite", "asyncio", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    logging.getLogger("discord.client").addFilter(_not_about_voice)
-
-
-def _not_about_voice(record: logging.LogRecord) -> bool:
-    """discord.py warns at every client start that voice needs PyNaCl; the bot never speaks."""
-    return "voice will NOT be supported" not in record.getMessage()
 
 
 def _upgrade(settings: Settings) -> None:
@@ -77,57 +67,18 @@ def db_upgrade() -> None:
         raise typer.Exit(1) from exc
 
 
-async def _wake_long_polls_on_exit(state: AppState) -> Callable[[], Awaitable[None]]:
-    """A background service: on SIGINT/SIGTERM, long-polling workers get their answer at once
-    instead of holding up the graceful shutdown (the server's own handler still runs)."""
-    if threading.current_thread() is not threading.main_thread():
-        return _nothing_to_stop
-    loop = asyncio.get_running_loop()
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def handle(sig: int, frame: FrameType | None) -> None:
-        loop.call_soon_threadsafe(state.notifier.close)
-        chained = previous[signal.Signals(sig)]
-        if callable(chained):
-            chained(sig, frame)
-
-    for sig in previous:
-        signal.signal(sig, handle)
-
-    async def stop() -> None:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-    return stop
-
-
-async def _nothing_to_stop() -> None:
-    return None
-
-
-async def _freeze_startup_objects(_state: AppState) -> Callable[[], Awaitable[None]]:
-    """The last background service (see :func:`neonrain.process.freeze_startup_objects`)."""
-    from neonrain.process import freeze_startup_objects
-
-    freeze_startup_objects()
-    return _nothing_to_stop
-
-
 def build_app(settings: Settings, *, scraper: bool, worker: bool) -> FastAPI:
     """The app of one server process; with ``--workers`` every process builds its own."""
-    from neonrain.app import BackgroundService, create_app
+    from neonrain import background as services
+    from neonrain.app import create_app
 
     setup_logging(settings)
-    background: list[BackgroundService] = [_wake_long_polls_on_exit]
+    background: list[services.BackgroundService] = [services.wake_long_polls_on_exit]
     if scraper:
-        from neonrain.websites.scraper import start_scraper
-
-        background.append(start_scraper)
+        background.append(services.scraper)
     if worker:
-        from neonrain.worker.manager import embedded_worker
-
-        background.append(embedded_worker)
-    background.append(_freeze_startup_objects)
+        background.append(services.embedded_worker)
+    background.append(services.freeze_startup_objects)
     return create_app(settings, background=background)
 
 

@@ -10,6 +10,7 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -87,9 +88,12 @@ class Settings(BaseSettings):
 
     def database_label(self) -> str:
         """The database URL without its password, for start-up lines and logs."""
-        from sqlalchemy.engine import make_url
-
-        return make_url(self.database_url).render_as_string(hide_password=True)
+        parts = urlsplit(self.database_url)
+        if parts.password is None:
+            return self.database_url
+        user = parts.username or ""
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
     def resolved_secret_key(self) -> str:
         """The secret key; generated once and kept in ``secret_key_file`` (mode 0600) when unset."""

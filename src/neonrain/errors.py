@@ -7,6 +7,7 @@ unknown routes and anything unexpected into that shape, so ``/api`` never answer
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -42,11 +43,6 @@ class ApiError(Exception):
         return {"error": self.message, "code": self.code, **self.extra}
 
 
-class NotFound(ApiError):
-    def __init__(self, what: str = "That", code: str = "NOT_FOUND") -> None:
-        super().__init__(404, code, f"{what} was not found.")
-
-
 class Unauthenticated(ApiError):
     def __init__(self, message: str = "Sign in to continue.") -> None:
         super().__init__(401, "UNAUTHENTICATED", message)
@@ -56,7 +52,8 @@ def validation_error(message: str, details: list[dict[str, Any]] | None = None) 
     return ApiError(400, "VALIDATION_ERROR", message, details=details or [])
 
 
-_STATUS_CODES = {
+#: The code and sentence of each HTTP error the framework itself raises.
+STATUS_CODES = {
     400: ("BAD_REQUEST", "The request could not be understood."),
     401: ("UNAUTHENTICATED", "Sign in to continue."),
     403: ("FORBIDDEN", "You are not allowed to do that."),
@@ -95,7 +92,12 @@ def error_response(error: ApiError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(
+    app: FastAPI, not_found_page: Callable[[Request], Response] | None = None
+) -> None:
+    """``not_found_page`` answers unknown addresses outside ``/api`` (the app passes the page's
+    renderer, so this module knows nothing of pages)."""
+
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> Response:
         return error_response(exc)
@@ -107,12 +109,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        if not request.url.path.startswith("/api") and exc.status_code == 404:
-            from neonrain.web.pages import not_found_page
-
+        if (
+            not_found_page is not None
+            and exc.status_code == 404
+            and not request.url.path.startswith("/api")
+        ):
             return not_found_page(request)
-        code, message = _STATUS_CODES.get(exc.status_code, ("ERROR", str(exc.detail)))
-        if isinstance(exc.detail, str) and exc.detail and exc.status_code not in _STATUS_CODES:
+        code, message = STATUS_CODES.get(exc.status_code, ("ERROR", str(exc.detail)))
+        if isinstance(exc.detail, str) and exc.detail and exc.status_code not in STATUS_CODES:
             message = exc.detail
         return JSONResponse(
             {"error": message, "code": code},

@@ -6,6 +6,8 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from neonrain.errors import STATUS_CODES
+
 MAX_BODY_BYTES = 1024 * 1024
 
 
@@ -66,9 +68,8 @@ class BodySizeLimit:
 
     @staticmethod
     async def _refuse(send: Send) -> None:
-        body = json.dumps(
-            {"error": "The request body is larger than 1 MiB.", "code": "PAYLOAD_TOO_LARGE"}
-        ).encode()
+        code, message = STATUS_CODES[413]
+        body = json.dumps({"error": message, "code": code}).encode()
         await send(
             {
                 "type": "http.response.start",

@@ -1,4 +1,6 @@
-"""What the running app shares between requests: settings, database, keys, limiters."""
+"""What the running app shares between requests: settings, database, keys, limiters, and the
+long-lived clients the lifespan creates and closes (chat hub, Discord and HUMA REST clients,
+scraper)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request, WebSocket
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -16,6 +18,12 @@ from neonrain.accounts.ratelimit import SlidingWindowLimiter
 from neonrain.config import Settings
 from neonrain.crypto import TokenCipher
 from neonrain.db.changes import ConfigChangeNotifier
+
+if TYPE_CHECKING:
+    from neonrain.chat.hub import ChatHub
+    from neonrain.discord_link.client import DiscordRestClient
+    from neonrain.huma import HumaRestClient
+    from neonrain.websites.scraper import Scraper
 
 
 @dataclass
@@ -35,10 +43,15 @@ class AppState:
     login_failures_by_ip: SlidingWindowLimiter = field(
         default_factory=lambda: SlidingWindowLimiter(limit=10, window_seconds=15 * 60)
     )
-    # Room for domain services started by the lifespan (worker, scraper, chat hub, …).
-    services: dict[str, Any] = field(default_factory=dict)
     # The ASGI app itself, for in-process clients of its own API (the embedded worker).
     asgi_app: Any = None
+    # Created by the app's lifespan (``app.create_app``), closed when it ends.
+    chat_hub: ChatHub = field(init=False)
+    discord_rest: DiscordRestClient = field(init=False)
+    #: One HTTP client for every web-chat agent (``None`` without ``HUMA_API_KEY``).
+    huma_rest: HumaRestClient | None = field(init=False, default=None)
+    #: The website scraper, when this process runs it.
+    scraper: Scraper | None = field(init=False, default=None)
 
 
 async def get_state(request: Request) -> AppState:

@@ -13,8 +13,8 @@ from sqlalchemy import select, update
 from neonrain.accounts.models import User
 from neonrain.db.base import utcnow
 from neonrain.discord_link.client import DiscordRestClient
-from neonrain.discord_link.service import DISCORD_CLIENT_SERVICE
-from neonrain.servers.models import Server, WorkerReport
+from neonrain.discord_link.models import WorkerReport
+from neonrain.servers.models import Server
 from tests.api.conftest import (
     BOT_TOKEN,
     World,
@@ -107,12 +107,19 @@ async def test_connect_when_discord_fails_is_502(
     assert_error(response, 502, "DISCORD_UNAVAILABLE")
 
 
+async def use_discord_client(app: FastAPI, discord: DiscordRestClient) -> None:
+    """Requests of ``app`` use ``discord`` (short timeouts) instead of the lifespan's client."""
+    state = state_of(app)
+    await state.discord_rest.aclose()
+    state.discord_rest = discord
+
+
 async def test_connect_when_discord_hangs_is_502(
     app: FastAPI, client: httpx.AsyncClient, user: ApiUser, world: World
 ) -> None:
     world.fake.hang("/users/@me")
     discord = DiscordRestClient(world.fake.api_url, timeout=0.3, connect_timeout=0.3)
-    state_of(app).services[DISCORD_CLIENT_SERVICE] = discord
+    await use_discord_client(app, discord)
     try:
         response = await client.post(
             "/api/discord/connect", json={"token": BOT_TOKEN}, headers=user.headers
@@ -126,7 +133,7 @@ async def test_connect_when_discord_is_unreachable_is_502(
     app: FastAPI, client: httpx.AsyncClient, user: ApiUser
 ) -> None:
     discord = DiscordRestClient("http://127.0.0.1:9/api/v10", timeout=0.5, connect_timeout=0.5)
-    state_of(app).services[DISCORD_CLIENT_SERVICE] = discord
+    await use_discord_client(app, discord)
     try:
         response = await client.post(
             "/api/discord/connect", json={"token": BOT_TOKEN}, headers=user.headers

@@ -17,6 +17,8 @@ from fastapi import FastAPI
 from sqlalchemy import event, select
 
 from neonrain.accounts.models import User
+from neonrain.contract import ContractError, TokensAnswer, agent_config
+from neonrain.servers import service as servers_service
 from neonrain.db.base import utcnow
 from neonrain.servers.models import AgentAction, Server, UserServerConfig
 from neonrain.sharding import shard_of
@@ -188,6 +190,41 @@ async def test_tokens_has_the_seed_shape(
     assert by_guild[str(world.guild2.id)]["botActive"] is False
     assert by_guild[str(world.guild2.id)]["serverId"] == inactive["serverId"]
     assert by_guild[str(world.guild2.id)]["websites"] == []
+
+
+async def test_tokens_answer_is_the_contract_and_the_chat_reads_the_same_entry(
+    app: FastAPI, client: httpx.AsyncClient, connected: ApiUser, world: World
+) -> None:
+    """The worker parses the answer with the contract; the web chat's ``server_entry`` of the same
+    server is the same entry, so both build the agent's configuration from identical input."""
+    server = await add_server(client, connected, world.guild1)
+    await client.put(
+        f"/api/servers/{server['serverId']}",
+        json={"botActive": True, "botName": "Nova", "personality": "calm", "rules": "no spam",
+              "information": "We ship on Fridays."},
+        headers=connected.headers,
+    )  # fmt: skip
+    site = await add_website(client, connected, server["serverId"], "https://example.com/", "Ex")
+    await add_scrape(app, site["id"], "# Docs")
+
+    answer = TokensAnswer.parse((await client.get(TOKENS, headers=INTERNAL)).content)
+    (token_entry,) = answer.tokens
+    (from_tokens,) = token_entry.servers
+    async with state_of(app).sessionmaker() as session:
+        from_chat = await servers_service.server_entry(session, connected.id, server["serverId"])
+    assert from_chat == from_tokens
+    assert from_tokens.agent == agent_config(from_tokens)
+    assert from_tokens.agent.personality == "calm"
+    assert [(w.name, w.content) for w in from_tokens.agent.websites] == [("Ex", "# Docs")]
+    assert token_entry.active_guilds == {str(world.guild1.id): from_tokens}
+    assert BOT_TOKEN not in repr(token_entry)
+
+
+def test_a_malformed_answer_is_a_contract_error() -> None:
+    with pytest.raises(ContractError, match="tokens.0.discordToken"):
+        TokensAnswer.parse(b'{"generation": 1, "tokens": [{"userId": "u"}]}')
+    with pytest.raises(ContractError, match="generation"):
+        TokensAnswer.parse(b'{"tokens": []}')
 
 
 async def test_tokens_304_when_unchanged(

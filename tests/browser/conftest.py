@@ -23,8 +23,8 @@ import httpx
 import pytest
 import uvicorn
 
+from neonrain import background
 from neonrain.app import create_app
-from neonrain.websites.scraper import start_scraper
 from tests.conftest import IN_CI, TEST_INTERNAL_KEY, make_settings
 from tests.fakes.fake_discord import FakeDiscord
 from tests.webapp import free_port
@@ -152,7 +152,7 @@ def live_app(tmp_path: Path, sqlite_template: Path) -> Iterator[LiveApp]:
         DISCORD_API_URL=fake.api_url,
         NEONRAIN_ALLOW_PRIVATE_URLS="true",
     )
-    app = create_app(settings, background=[start_scraper])
+    app = create_app(settings, background=[background.scraper])
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")

@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import func, select
 
+from neonrain import background
 from neonrain.app import build_state, create_app
 from neonrain.config import Settings
 from neonrain.state import AppState
@@ -24,7 +25,6 @@ from neonrain.websites.scraper import (
     Scraper,
     ScraperOptions,
     backoff_delay,
-    start_scraper,
 )
 from tests.conftest import make_settings
 from tests.websites.conftest import (
@@ -307,7 +307,7 @@ async def test_background_scraper_picks_up_new_and_manual_scrapes(
     scraper_settings: Settings, site: Site
 ) -> None:
     site.html("/", ARTICLE)
-    app = create_app(scraper_settings, background=[start_scraper])
+    app = create_app(scraper_settings, background=[background.scraper])
     async with app.router.lifespan_context(app):
         state: AppState = app.state.neonrain
         seed = Seed(state)
@@ -317,7 +317,8 @@ async def test_background_scraper_picks_up_new_and_manual_scrapes(
         state.notifier.notify()
         assert await _wait_for_scrapes(seed, website_id, 1, timeout=5) < 1.0
         await seed.queue(website_id)
-        state.services["scraper"].wake()
+        assert state.scraper is not None
+        state.scraper.wake()
         assert await _wait_for_scrapes(seed, website_id, 2, timeout=5) < 1.0
         # … and without a wake-up a manual rescrape is still seen by the next poll (2 s).
         await seed.queue(website_id)
@@ -332,7 +333,7 @@ async def test_stop_cancels_in_flight_and_requeues(scraper_settings: Settings, s
         return web.Response(text=ARTICLE, content_type="text/html")
 
     site.route("/", hang)
-    app = create_app(scraper_settings, background=[start_scraper])
+    app = create_app(scraper_settings, background=[background.scraper])
     async with app.router.lifespan_context(app):
         state: AppState = app.state.neonrain
         seed = Seed(state)
@@ -437,8 +438,8 @@ async def test_private_addresses_refused_and_stored(
 async def test_default_fetcher_refuses_loopback(
     private_off_settings: Settings, listener: Listener, connections: Connections
 ) -> None:
-    """``start_scraper``'s fetcher follows the setting (off: loopback refused)."""
-    app = create_app(private_off_settings, background=[start_scraper])
+    """The background scraper's fetcher follows the setting (off: loopback refused)."""
+    app = create_app(private_off_settings, background=[background.scraper])
     async with app.router.lifespan_context(app):
         state: AppState = app.state.neonrain
         seed = Seed(state)

@@ -17,8 +17,11 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from neonrain.chat import service
 from neonrain.chat.models import ChatMessage
@@ -40,7 +43,6 @@ from neonrain.huma import (
     join_history,
     webchat_agent_name,
 )
-from neonrain.state import AppState
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,16 @@ NO_SERVER_ERROR: Final = {
     "code": "NO_SERVER_CONFIG",
     "message": "This chat's server is no longer configured; the chat is read-only.",
 }
+
+
+@dataclass(frozen=True)
+class ChatAgentSettings:
+    """How the web chat reaches HUMA (``huma_api_key`` None: agents are not available)."""
+
+    huma_api_url: str
+    huma_api_key: str | None
+    typing_wpm: float
+
 
 #: Sends one frame ``{"type": ..., "data": ...}`` to a client; must not raise.
 Send = Callable[[str, Mapping[str, Any]], Awaitable[None]]
@@ -130,15 +142,11 @@ class Room(SessionListener):
     async def handle_message(self, client: Client, content: str, sender_name: str | None) -> None:
         """Store the user's message, echo it, and hand it to the agent."""
         async with self._lock:
-            state = self.hub.state
-            async with state.sessionmaker() as db:
+            hub = self.hub
+            async with hub.sessionmaker() as db:
                 config = await service.load_server_config(db, self.user_id, self.server_id)
                 if config is None:
-                    await self.error(
-                        client,
-                        "NO_SERVER_CONFIG",
-                        "This chat's server is no longer configured; the chat is read-only.",
-                    )
+                    await self.error(client, NO_SERVER_ERROR["code"], NO_SERVER_ERROR["message"])
                     return
                 stored = await service.store_message(
                     db, self.conversation_id, "user", content, sender_name
@@ -151,7 +159,7 @@ class Room(SessionListener):
             if stored.group_title is not None:  # every open pane of the chat shows the title
                 for room in self.hub.rooms_of_group(self.group_id):
                     await room.broadcast("chat:title-updated", {"title": stored.group_title})
-            settings = state.settings
+            settings = hub.agents
             if not settings.huma_api_url or not settings.huma_api_key:
                 await self.error(
                     client,
@@ -228,6 +236,7 @@ class Room(SessionListener):
                 metadata=build_agent_metadata(config, "webchat"),
                 host=self,
                 listener=self,
+                rest=self.hub.huma_rest,
                 agent_id=agent_id,
                 ttl_seconds=AGENT_TTL_SECONDS,
                 typing_wpm=typing_wpm,
@@ -256,7 +265,7 @@ class Room(SessionListener):
         await self.set_typing(True)
 
     async def send_text(self, channel_id: str, text: str) -> None:
-        async with self.hub.state.sessionmaker() as db:
+        async with self.hub.sessionmaker() as db:
             stored = await service.store_message(
                 db, self.conversation_id, "assistant", text, self.bot_name
             )
@@ -266,7 +275,7 @@ class Room(SessionListener):
 
     async def message_sent(self, channel_id: str, text: str) -> Mapping[str, Any] | None:
         await self.set_typing(False)
-        async with self.hub.state.sessionmaker() as db:
+        async with self.hub.sessionmaker() as db:
             lines = self._history_lines(await service.history(db, self.conversation_id))
         return {
             "currentChannel": {
@@ -286,7 +295,7 @@ class Room(SessionListener):
         self.stored_agent_id = agent_id
         self.stored_fingerprint = self.session_fingerprint
         self.stored_expires_at = expires
-        async with self.hub.state.sessionmaker() as db:
+        async with self.hub.sessionmaker() as db:
             await service.remember_agent(
                 db, self.conversation_id, agent_id, self.session_fingerprint or "", expires
             )
@@ -303,10 +312,18 @@ class Room(SessionListener):
 
 
 class ChatHub:
-    """Every open conversation of this process."""
+    """Every open conversation of this process. ``huma_rest`` is the one HTTP client all chat
+    agents share (``None`` when HUMA is not configured)."""
 
-    def __init__(self, state: AppState) -> None:
-        self.state = state
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        agents: ChatAgentSettings,
+        huma_rest: HumaRestClient | None,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.agents = agents
+        self.huma_rest = huma_rest
         self.rooms: dict[str, Room] = {}
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -367,25 +384,20 @@ class ChatHub:
         self.delete_agents_later(orphans)
 
     def delete_agents_later(self, agent_ids: Sequence[str]) -> None:
-        settings = self.state.settings
-        if not agent_ids or not settings.huma_api_url or not settings.huma_api_key:
+        rest = self.huma_rest
+        if not agent_ids or rest is None:
             return
-        url, key = settings.huma_api_url, settings.huma_api_key
 
         async def delete() -> None:
-            rest = HumaRestClient(url, key, timeout=10)
-            try:
-                for agent_id in agent_ids:
-                    try:
-                        await rest.delete_agent(agent_id)
-                    except HumaError as exc:
-                        log.warning(
-                            "web chat agent not deleted agent_id=%s error=%s",
-                            agent_id,
-                            type(exc).__name__,
-                        )
-            finally:
-                await rest.aclose()
+            for agent_id in agent_ids:
+                try:
+                    await rest.delete_agent(agent_id)
+                except HumaError as exc:
+                    log.warning(
+                        "web chat agent not deleted agent_id=%s error=%s",
+                        agent_id,
+                        type(exc).__name__,
+                    )
 
         self._spawn(delete())
 
@@ -404,11 +416,3 @@ class ChatHub:
             await room.close_session(delete_agent=False)
         with contextlib.suppress(Exception):
             await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-def chat_hub(state: AppState) -> ChatHub:
-    hub = state.services.get("chat_hub")
-    if not isinstance(hub, ChatHub):
-        hub = ChatHub(state)
-        state.services["chat_hub"] = hub
-    return hub

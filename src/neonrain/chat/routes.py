@@ -8,7 +8,6 @@ from fastapi import APIRouter, Query, Response, status
 
 from neonrain.accounts.deps import CurrentIdentity
 from neonrain.chat import service
-from neonrain.chat.hub import chat_hub
 from neonrain.chat.schemas import (
     GroupBody,
     GroupDetail,
@@ -71,7 +70,7 @@ async def rename_group(
 @router.delete("/groups/{group_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_group(group_id: str, identity: CurrentIdentity, db: Db, state: State) -> Response:
     agents = await service.delete_group(db, identity.user.id, group_id)
-    await chat_hub(state).conversations_deleted(agents)
+    await state.chat_hub.conversations_deleted(agents)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

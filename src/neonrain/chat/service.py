@@ -29,13 +29,12 @@ from neonrain.chat.schemas import (
     MessagePage,
     PersonaOut,
 )
+from neonrain.contract import ServerConfig
 from neonrain.db.base import iso
 from neonrain.errors import ApiError
-from neonrain.huma import ServerConfig, Website
 from neonrain.huma.prompt import cut
 from neonrain.servers import service as servers_service
 from neonrain.servers.models import Server, UserServerConfig
-from neonrain.websites import service as websites_service
 
 PALETTE: Final = (
     "#5865f2", "#57f287", "#fee75c", "#eb459e", "#ed4245",
@@ -365,7 +364,8 @@ async def release_server_agents(
 ) -> list[tuple[str, str]]:
     """The user's configuration of ``server_id`` is gone: its chats stay, read-only, and their
     conversations let go of their HUMA agents. Returns ``(conversation id, HUMA agent id)`` of
-    those conversations so that open panes are closed and the agents deleted."""
+    those conversations so that open panes are closed and the agents deleted. The caller commits
+    (see ``neonrain.flows.delete_server``)."""
     rows = (
         await db.execute(
             select(ChatConversation.id, ChatConversation.huma_agent_id)
@@ -383,7 +383,6 @@ async def release_server_agents(
             .where(ChatConversation.id.in_(with_agents))
             .values(huma_agent_id=None, huma_agent_fingerprint=None, huma_agent_expires_at=None)
         )
-        await db.commit()
     return [(cid, agent_id or "") for cid, agent_id in rows]
 
 
@@ -410,32 +409,10 @@ async def get_conversation(
 async def load_server_config(
     db: AsyncSession, user_id: str, server_id: str | None
 ) -> ServerConfig | None:
-    """The user's current configuration of the server (texts and websites' newest successful
-    scrapes), read fresh from the database; ``None`` when it no longer exists."""
-    if server_id is None:
-        return None
-    row = (
-        await db.execute(
-            select(UserServerConfig, Server)
-            .join(Server, Server.id == UserServerConfig.server_id)
-            .where(UserServerConfig.user_id == user_id, UserServerConfig.server_id == server_id)
-        )
-    ).first()
-    if row is None:
-        return None
-    config, server = row
-    contents = await websites_service.successful_contents(db, UserServerConfig.id == config.id)
-    return ServerConfig(
-        bot_name=config.bot_name,
-        server_name=server.guild_name,
-        personality=config.personality,
-        rules=config.rules,
-        information=config.information,
-        websites=tuple(
-            Website(name=c.name or c.url, url=c.url, content=c.markdown, scraped_at=c.scraped_at)
-            for c in contents
-        ),
-    )
+    """The user's current configuration of the server, as the agent sees it (texts and websites'
+    newest successful scrapes), read fresh; ``None`` when it no longer exists."""
+    entry = await servers_service.server_entry(db, user_id, server_id)
+    return entry.agent if entry is not None else None
 
 
 async def history(db: AsyncSession, conversation_id: str) -> list[ChatMessage]:

@@ -34,7 +34,6 @@ from neonrain.chat.hub import (
     NO_SERVER_ERROR,
     Client,
     Room,
-    chat_hub,
 )
 from neonrain.chat.schemas import ClientMessage
 from neonrain.errors import ApiError
@@ -143,8 +142,14 @@ async def chat_socket(websocket: WebSocket, conversation_id: str) -> None:
         try:
             async with send_lock:
                 await websocket.send_text(_frame(kind, data))
-        except Exception:
+        except Exception as exc:  # the socket went away; the room forgets it on leave
             open_ = False
+            log.info(
+                "web chat frame not delivered, socket closed conversation_id=%s type=%s error=%s",
+                conversation_id,
+                kind,
+                type(exc).__name__,
+            )
 
     async def close(code: int) -> None:
         nonlocal open_
@@ -187,7 +192,7 @@ async def chat_socket(websocket: WebSocket, conversation_id: str) -> None:
         return
 
     client = Client(send, close)
-    hub = chat_hub(state)
+    hub = state.chat_hub
     room = await hub.join(client, **room_fields)
     room.bot_name = config.bot_name
     try:

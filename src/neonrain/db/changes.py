@@ -16,7 +16,18 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Integer, event, func, literal, select, update
+from sqlalchemy import (
+    BigInteger,
+    Index,
+    Integer,
+    column,
+    event,
+    func,
+    literal,
+    select,
+    table,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.orm import Session as SyncSession
@@ -79,6 +90,11 @@ class ConfigChangeNotifier:
         return True
 
 
+#: The two columns of ``users`` (``accounts.models.User``) the marker stamps, named here so that
+#: the database layer does not import a domain.
+_USERS = table("users", column("id"), column("config_generation"))
+
+
 def notifier_info(notifier: ConfigChangeNotifier) -> dict[str, object]:
     """Session ``info`` that makes committed changes wake ``notifier``."""
     return {_NOTIFIER_KEY: notifier}
@@ -104,15 +120,13 @@ async def mark_config_changed(session: AsyncSession, user_ids: Iterable[str]) ->
 
     Call it last in the transaction: it holds the counter row's lock until commit.
     """
-    from neonrain.accounts.models import User
-
     ids = sorted(set(user_ids))
     if not ids:
         return await current_generation(session)
     generation = await _bump_generation(session)
     await session.execute(
-        update(User)
-        .where(User.id.in_(ids))
+        update(_USERS)
+        .where(_USERS.c.id.in_(ids))
         .values(config_generation=generation)
         .execution_options(synchronize_session=False)
     )

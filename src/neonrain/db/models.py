@@ -4,13 +4,8 @@ from neonrain.accounts.models import Session, User
 from neonrain.chat.models import ChatConversation, ChatConversationGroup, ChatMessage, ChatPersona
 from neonrain.db.base import Base
 from neonrain.db.changes import ConfigRemoval, ConfigState
-from neonrain.servers.models import (
-    AgentAction,
-    Server,
-    ServerDailyStat,
-    UserServerConfig,
-    WorkerReport,
-)
+from neonrain.discord_link.models import WorkerReport
+from neonrain.servers.models import AgentAction, Server, ServerDailyStat, UserServerConfig
 from neonrain.websites.models import ServerWebsite, WebsiteScrape
 
 __all__ = [

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter
 
+from neonrain import flows
 from neonrain.accounts.deps import CurrentIdentity, ReadingIdentity
 from neonrain.discord_link import service
 from neonrain.discord_link.schemas import (
@@ -25,7 +26,7 @@ router = APIRouter(prefix="/api/discord", tags=["discord"])
 
 @router.post("/connect", response_model=ConnectOut)
 async def connect(body: ConnectBody, identity: CurrentIdentity, db: Db, state: State) -> ConnectOut:
-    return await service.connect(db, state, identity.user, body.token)
+    return await service.connect(db, state.cipher, state.discord_rest, identity.user, body.token)
 
 
 @router.post("/disconnect", response_model=DisconnectOut)
@@ -35,24 +36,25 @@ async def disconnect(identity: CurrentIdentity, db: Db) -> DisconnectOut:
 
 @router.get("/guilds", response_model=GuildList)
 async def guilds(identity: CurrentIdentity, db: Db, state: State) -> GuildList:
-    found = await service.list_bot_guilds(db, state, identity.user)
+    found = await service.list_bot_guilds(db, state.cipher, state.discord_rest, identity.user)
     return GuildList(guilds=await servers_service.guild_choices(db, identity.user.id, found))
 
 
 @router.get("/status", response_model=StatusOut)
 async def discord_status(identity: ReadingIdentity, db: ReadDb) -> StatusOut:
-    return await servers_service.discord_status(db, identity.user)
+    return await flows.discord_status(db, identity.user)
 
 
 # The seed's deprecated endpoints (its Phase 4 end state: removed).
+_UPDATE_SERVER = "PUT /api/servers/:serverId"
 REMOVED_ENDPOINTS: dict[tuple[str, str], str] = {
     ("POST", "/guild"): "POST /api/servers",
     ("GET", "/guild"): "GET /api/servers",
     ("DELETE", "/guild"): "DELETE /api/servers/:serverId",
-    ("GET", "/bot-status"): "PUT /api/servers/:serverId",
-    ("POST", "/bot-status"): "PUT /api/servers/:serverId",
-    ("GET", "/config"): "PUT /api/servers/:serverId",
-    ("POST", "/config"): "PUT /api/servers/:serverId",
+    ("GET", "/bot-status"): _UPDATE_SERVER,
+    ("POST", "/bot-status"): _UPDATE_SERVER,
+    ("GET", "/config"): _UPDATE_SERVER,
+    ("POST", "/config"): _UPDATE_SERVER,
 }
 
 

@@ -7,8 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from neonrain.api_types import ApiModel, RequestBody
-
-WorkerState = Literal["online", "connecting", "token_invalid", "offline"]
+from neonrain.contract import WorkerState
 
 
 class ConnectBody(RequestBody):

@@ -1,21 +1,26 @@
-"""The account's bot token: connecting it (checked with Discord), disconnecting, and the Discord
-REST calls made with it (the bot's guilds, one guild).
+"""The account's bot: connecting its token (checked with Discord), disconnecting, the Discord
+REST calls made with it (the bot's guilds, one guild), and its live state as the worker reports it
+(``worker_reports``).
 
-Tokens are stored encrypted (``state.cipher``) and are never returned, logged or put in an error.
+Tokens are stored encrypted (``cipher``) and are never returned, logged or put in an error.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from neonrain.accounts.models import TOKEN_STATUSES, User
-from neonrain.crypto import TokenDecryptionError
+from neonrain.contract import WORKER_STATES, WorkerTokenState
+from neonrain.crypto import TokenCipher, TokenDecryptionError
+from neonrain.db.base import iso, utcnow
 from neonrain.db.changes import mark_config_changed
+from neonrain.db.dialect import dialect_insert
 from neonrain.discord_link.client import (
     DiscordError,
     DiscordGuild,
@@ -26,28 +31,18 @@ from neonrain.discord_link.client import (
     avatar_url,
     invite_url,
 )
-from neonrain.discord_link.schemas import BotOut, ConnectOut, DisconnectOut
+from neonrain.discord_link.models import WorkerReport
+from neonrain.discord_link.schemas import BotOut, ConnectOut, DisconnectOut, WorkerOut
 from neonrain.errors import ApiError
-from neonrain.servers.models import WorkerReport
-from neonrain.state import AppState
 
 log = logging.getLogger(__name__)
 
 TOKEN_VALID, TOKEN_INVALID, TOKEN_UNCHECKED = TOKEN_STATUSES
 
-#: ``state.services`` key of a shared :class:`DiscordRestClient` (tests put one with short
-#: timeouts there); without it each request opens its own.
-DISCORD_CLIENT_SERVICE = "discord_rest"
+TOKEN_REJECTED = "Discord rejected the bot token; connect the bot again with a new token."  # noqa: S105
 
-
-@asynccontextmanager
-async def discord_client(state: AppState) -> AsyncIterator[DiscordRestClient]:
-    shared = state.services.get(DISCORD_CLIENT_SERVICE)
-    if isinstance(shared, DiscordRestClient):
-        yield shared
-        return
-    async with DiscordRestClient(state.settings.discord_api_url) as client:
-        yield client
+#: A worker report older than this means the worker is gone (it re-reports at least every minute).
+WORKER_REPORT_TTL = timedelta(minutes=2)
 
 
 def not_connected() -> ApiError:
@@ -86,12 +81,12 @@ def bot_invite_url(user: User) -> str | None:
     return invite_url(user.discord_bot_id)
 
 
-def bot_token(state: AppState, user: User) -> str:
+def bot_token(cipher: TokenCipher, user: User) -> str:
     """The user's decrypted bot token; 409 ``DISCORD_NOT_CONNECTED`` when there is none."""
     if user.discord_token is None:
         raise not_connected()
     try:
-        return state.cipher.decrypt(user.discord_token)
+        return cipher.decrypt(user.discord_token)
     except TokenDecryptionError:
         log.warning("stored Discord token of user %s cannot be decrypted", user.id)
         raise ApiError(
@@ -101,20 +96,25 @@ def bot_token(state: AppState, user: User) -> str:
         ) from None
 
 
-async def connect(session: AsyncSession, state: AppState, user: User, raw_token: str) -> ConnectOut:
+async def connect(
+    session: AsyncSession,
+    cipher: TokenCipher,
+    discord: DiscordRestClient,
+    user: User,
+    raw_token: str,
+) -> ConnectOut:
     token = clean_token(raw_token)
-    async with discord_client(state) as discord:
-        try:
-            me = await discord.get_current_user(token)
-        except DiscordUnauthorized:
-            raise ApiError(
-                400,
-                "DISCORD_TOKEN_INVALID",
-                "Discord did not accept this token. Copy the bot token from the Discord "
-                "Developer Portal (your application → Bot → Reset Token) and paste it here.",
-            ) from None
-        except DiscordError:
-            raise discord_unavailable() from None
+    try:
+        me = await discord.get_current_user(token)
+    except DiscordUnauthorized:
+        raise ApiError(
+            400,
+            "DISCORD_TOKEN_INVALID",
+            "Discord did not accept this token. Copy the bot token from the Discord "
+            "Developer Portal (your application → Bot → Reset Token) and paste it here.",
+        ) from None
+    except DiscordError:
+        raise discord_unavailable() from None
     if not me.bot:
         raise ApiError(
             400,
@@ -122,7 +122,7 @@ async def connect(session: AsyncSession, state: AppState, user: User, raw_token:
             "This token belongs to a person's account, not a bot. Create a bot in the Discord "
             "Developer Portal and use its token.",
         )
-    user.discord_token = state.cipher.encrypt(token)
+    user.discord_token = cipher.encrypt(token)
     user.discord_token_status = TOKEN_VALID
     user.discord_bot_id = me.id
     user.discord_bot_username = me.username
@@ -160,33 +160,121 @@ async def _token_refused(session: AsyncSession, user: User) -> ApiError:
     )
 
 
-async def list_bot_guilds(session: AsyncSession, state: AppState, user: User) -> list[PartialGuild]:
+async def list_bot_guilds(
+    session: AsyncSession, cipher: TokenCipher, discord: DiscordRestClient, user: User
+) -> list[PartialGuild]:
     """Every guild the user's bot is in (all pages)."""
-    token = bot_token(state, user)
-    async with discord_client(state) as discord:
-        try:
-            return await discord.list_guilds(token)
-        except DiscordUnauthorized:
-            raise await _token_refused(session, user) from None
-        except DiscordError:
-            raise discord_unavailable() from None
+    token = bot_token(cipher, user)
+    try:
+        return await discord.list_guilds(token)
+    except DiscordUnauthorized:
+        raise await _token_refused(session, user) from None
+    except DiscordError:
+        raise discord_unavailable() from None
 
 
 async def fetch_bot_guild(
-    session: AsyncSession, state: AppState, user: User, guild_id: str
+    session: AsyncSession,
+    cipher: TokenCipher,
+    discord: DiscordRestClient,
+    user: User,
+    guild_id: str,
 ) -> DiscordGuild:
     """The guild, if the user's bot is in it; 404 ``GUILD_NOT_FOUND`` otherwise."""
-    token = bot_token(state, user)
-    async with discord_client(state) as discord:
-        try:
-            return await discord.get_guild(token, guild_id)
-        except DiscordNotFound:
-            raise ApiError(
-                404,
-                "GUILD_NOT_FOUND",
-                "Your bot is not in that Discord server; invite it with the invite link first.",
-            ) from None
-        except DiscordUnauthorized:
-            raise await _token_refused(session, user) from None
-        except DiscordError:
-            raise discord_unavailable() from None
+    token = bot_token(cipher, user)
+    try:
+        return await discord.get_guild(token, guild_id)
+    except DiscordNotFound:
+        raise ApiError(
+            404,
+            "GUILD_NOT_FOUND",
+            "Your bot is not in that Discord server; invite it with the invite link first.",
+        ) from None
+    except DiscordUnauthorized:
+        raise await _token_refused(session, user) from None
+    except DiscordError:
+        raise discord_unavailable() from None
+
+
+# ------------------------------------------------------------------------ the bot's live state
+
+_WORKER_REPORT = select(WorkerReport).where(WorkerReport.user_id == bindparam("user_id"))
+
+
+async def worker_report(session: AsyncSession, user_id: str) -> WorkerReport | None:
+    report: WorkerReport | None = await session.scalar(_WORKER_REPORT, {"user_id": user_id})
+    return report
+
+
+def worker_state(user: User, report: WorkerReport | None) -> WorkerOut:
+    """The bot's live state as the worker last reported it; stale reports mean ``offline``."""
+    if user.discord_token is None:
+        return WorkerOut(state="offline", detail="No bot is connected.", updated_at=None)
+    updated_at = iso(report.updated_at) if report is not None else None
+    if user.discord_token_status == TOKEN_INVALID:
+        return WorkerOut(
+            state="token_invalid",
+            detail=(report.detail if report is not None and report.detail else None)
+            or TOKEN_REJECTED,
+            updated_at=updated_at,
+        )
+    if report is None:
+        return WorkerOut(
+            state="offline", detail="The worker has not picked up this bot yet.", updated_at=None
+        )
+    if utcnow() - report.updated_at > WORKER_REPORT_TTL:
+        return WorkerOut(
+            state="offline",
+            detail="The worker has not reported for over two minutes; is it running?",
+            updated_at=updated_at,
+        )
+    state = report.state if report.state in WORKER_STATES else "offline"
+    return WorkerOut(state=state, detail=report.detail, updated_at=updated_at)
+
+
+async def record_worker_status(session: AsyncSession, reports: Sequence[WorkerTokenState]) -> None:
+    """Store the worker's per-account state (the last report per user wins). ``token_invalid``
+    marks the account's token invalid, ``online`` valid; neither is a configuration change."""
+    latest = {report.user_id: report for report in reports}
+    if not latest:
+        return
+    known = set((await session.scalars(select(User.id).where(User.id.in_(sorted(latest))))).all())
+    rows: list[dict[str, Any]] = [
+        {
+            "user_id": r.user_id,
+            "state": r.state,
+            "detail": r.detail,
+            "guild_ids": list(r.guild_ids),
+            "updated_at": utcnow(),
+        }
+        for user_id, r in sorted(latest.items())
+        if user_id in known
+    ]
+    if not rows:
+        return
+    insert = dialect_insert(session, WorkerReport).values(rows)
+    await session.execute(
+        insert.on_conflict_do_update(
+            index_elements=["user_id"],
+            set_={
+                "state": insert.excluded.state,
+                "detail": insert.excluded.detail,
+                "guild_ids": insert.excluded.guild_ids,
+                "updated_at": insert.excluded.updated_at,
+            },
+        )
+    )
+    for state, status in (("token_invalid", TOKEN_INVALID), ("online", TOKEN_VALID)):
+        ids = sorted(row["user_id"] for row in rows if row["state"] == state)
+        if ids:
+            await session.execute(
+                update(User)
+                .where(
+                    User.id.in_(ids),
+                    User.discord_token.is_not(None),
+                    User.discord_token_status != status,
+                )
+                .values(discord_token_status=status)
+                .execution_options(synchronize_session=False)
+            )
+    await session.commit()

@@ -17,6 +17,7 @@ Typical use (Discord worker or web chat)::
     await session.close()
 """
 
+from neonrain.contract import ServerConfig, Website
 from neonrain.huma.client import (
     AgentConnection,
     AgentInfo,
@@ -34,8 +35,6 @@ from neonrain.huma.client import (
 )
 from neonrain.huma.prompt import (
     ChannelRef,
-    ServerConfig,
-    Website,
     agent_identity,
     build_agent_metadata,
     build_context,

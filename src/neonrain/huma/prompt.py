@@ -15,9 +15,11 @@ the next message. Only the bot name and the server name identify an agent
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
+
+from neonrain.contract import ServerConfig, Website
 
 Platform = Literal["discord", "webchat"]
 
@@ -27,37 +29,6 @@ ROUTER_TYPE: Final = "conversational"
 
 TOOL_SEND_MESSAGE: Final = "send_message"
 TOOL_FETCH_CHANNEL_MESSAGES: Final = "fetch_channel_messages"
-
-
-@dataclass(frozen=True)
-class Website:
-    """The newest successful scrape of one important website."""
-
-    name: str
-    url: str
-    content: str
-    scraped_at: datetime | str | None = None
-
-    def to_context(self) -> dict[str, Any]:
-        scraped = self.scraped_at
-        return {
-            "name": self.name,
-            "url": self.url,
-            "scrapedAt": scraped.isoformat() if isinstance(scraped, datetime) else scraped,
-            "content": self.content,
-        }
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    """What the owner configured for one server (bot name, texts, websites)."""
-
-    bot_name: str
-    server_name: str
-    personality: str = ""
-    rules: str = ""
-    information: str = ""
-    websites: Sequence[Website] = field(default_factory=tuple)
 
 
 # ------------------------------------------------------------------------------------- tools
@@ -276,8 +247,19 @@ def config_context_fields(config: ServerConfig) -> dict[str, Any]:
         fields["customRules"] = config.rules
     if config.personality.strip():
         fields["customPersonality"] = config.personality
-    fields["importantWebsites"] = [site.to_context() for site in config.websites]
+    fields["importantWebsites"] = [website_context(site) for site in config.websites]
     return fields
+
+
+def website_context(site: Website) -> dict[str, Any]:
+    """An ``importantWebsites`` entry of the context."""
+    scraped = site.scraped_at
+    return {
+        "name": site.name,
+        "url": site.url,
+        "scrapedAt": scraped.isoformat() if isinstance(scraped, datetime) else scraped,
+        "content": site.content,
+    }
 
 
 def _iso(timestamp: datetime | str) -> str:

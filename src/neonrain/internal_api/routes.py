@@ -7,16 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 from fastapi.responses import StreamingResponse
 
+from neonrain.contract import AgentActionBody, StatsBody, WorkerStatusBody
 from neonrain.crypto import constant_time_equals
+from neonrain.discord_link import service as discord_service
 from neonrain.errors import ApiError, validation_error
 from neonrain.internal_api import service
-from neonrain.internal_api.schemas import (
-    AgentActionBody,
-    AgentActionCreated,
-    StatsBody,
-    StatsResult,
-    WorkerStatusBody,
-)
+from neonrain.servers import reports
+from neonrain.servers.schemas import AgentActionCreated, StatsResult
 from neonrain.sharding import MAX_SHARDS
 from neonrain.state import Db, State
 
@@ -65,17 +62,17 @@ async def tokens(
 
 @router.post("/stats", response_model=StatsResult)
 async def stats(body: StatsBody, db: Db) -> StatsResult:
-    return await service.apply_stats(db, body.events)
+    return await reports.apply_stats(db, body.events)
 
 
 @router.post(
     "/agent-actions", status_code=status.HTTP_201_CREATED, response_model=AgentActionCreated
 )
 async def agent_actions(body: AgentActionBody, db: Db) -> AgentActionCreated:
-    return AgentActionCreated(id=await service.record_agent_action(db, body))
+    return AgentActionCreated(id=await reports.record_agent_action(db, body))
 
 
 @router.post("/worker-status", status_code=status.HTTP_204_NO_CONTENT)
 async def worker_status(body: WorkerStatusBody, db: Db) -> Response:
-    await service.record_worker_status(db, body.tokens)
+    await discord_service.record_worker_status(db, body.tokens)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

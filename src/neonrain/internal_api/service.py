@@ -1,4 +1,6 @@
-"""The worker's side of the web app: configuration out (``tokens``), stats/actions/status in.
+"""The tokens read model: the configuration the worker reads (``GET /api/discord/tokens``),
+with ETags, ``since`` deltas and long-polling. Reports coming back from the worker are written by
+their domains (``servers.reports``, ``discord_link.service``).
 
 ``tokens`` costs a constant number of SQL queries whatever the number of accounts: one for the
 generation, one for the accounts, one for their configurations and one for their websites' newest
@@ -10,37 +12,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections import defaultdict
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import ColumnElement, Table, Text, any_, bindparam, case, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, Text, any_, bindparam, func, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
-from sqlalchemy.sql.dml import Insert
 
 from neonrain.accounts.models import User
+from neonrain.contract import TOKEN_ENTRY_KEYS, WEBSITE_ENTRY_KEYS
 from neonrain.crypto import TokenCipher, TokenDecryptionError
-from neonrain.db.base import UTCDateTime, iso, utcnow
+from neonrain.db.base import iso
 from neonrain.db.changes import ConfigChangeNotifier, ConfigRemoval, current_generation
-from neonrain.discord_link.service import TOKEN_INVALID, TOKEN_VALID
-from neonrain.errors import ApiError
-from neonrain.internal_api.schemas import (
-    AgentActionBody,
-    StatEvent,
-    StatsResult,
-    WorkerTokenState,
-)
-from neonrain.servers.models import (
-    AgentAction,
-    Server,
-    ServerDailyStat,
-    UserServerConfig,
-    WorkerReport,
-)
+from neonrain.servers import service as servers_service
+from neonrain.servers.models import UserServerConfig
 from neonrain.sharding import in_shard
 from neonrain.websites import service as websites_service
 
@@ -241,12 +228,13 @@ class TokensPayload:
 
 
 def _website(content: websites_service.WebsiteContent) -> dict[str, Any]:
-    return {
-        "url": content.url,
-        "name": content.name,
-        "markdown": content.markdown,
-        "scrapedAt": iso(content.scraped_at),
-    }
+    return dict(
+        zip(
+            WEBSITE_ENTRY_KEYS,
+            (content.url, content.name, content.markdown, iso(content.scraped_at)),
+            strict=True,
+        )
+    )
 
 
 async def read_tokens_payload(
@@ -280,7 +268,7 @@ async def read_tokens_payload(
             log.warning("skipping user %s: stored Discord token cannot be decrypted", user_id)
             removed.append(user_id)
             continue
-        entries[user_id] = ({"discordToken": token, "userId": user_id}, [])
+        entries[user_id] = (dict(zip(TOKEN_ENTRY_KEYS, (token, user_id), strict=True)), [])
 
     configs_of: ColumnElement[bool]
     if request.sharded or request.since is not None:
@@ -298,50 +286,14 @@ async def _add_servers(
 ) -> dict[str, dict[str, Any]]:
     """Reads every configuration (without websites), lists its id under its token entry and
     returns the configurations' server entries by id."""
-    rows = await session.execute(
-        select(
-            UserServerConfig.id,
-            UserServerConfig.user_id,
-            Server.id,
-            Server.guild_id,
-            Server.guild_name,
-            UserServerConfig.bot_active,
-            UserServerConfig.bot_name,
-            UserServerConfig.personality,
-            UserServerConfig.rules,
-            UserServerConfig.information,
-        )
-        .join(Server, Server.id == UserServerConfig.server_id)
-        .where(configs_of)
-        .order_by(*websites_service.CONFIGURATION_ORDER)
-    )
+    rows = await session.execute(servers_service.entries_of(configs_of))
     server_of: dict[str, dict[str, Any]] = {}
-    for (
-        config_id,
-        user_id,
-        server_id,
-        guild_id,
-        guild_name,
-        active,
-        name,
-        pers,
-        rules,
-        info,
-    ) in rows.all():
+    for row in rows.all():
+        config_id, user_id = row[0], row[1]
         entry = entries.get(user_id)
         if entry is None:
             continue
-        server = {
-            "serverId": server_id,
-            "guildId": guild_id,
-            "guildName": guild_name,
-            "botActive": active,
-            "botName": name,
-            "personality": pers,
-            "rules": rules,
-            "information": info,
-        }
-        server_of[config_id] = server
+        server_of[config_id] = servers_service.server_entry_fields(row[2:])
         entry[1].append(config_id)
     return server_of
 
@@ -362,201 +314,3 @@ async def _removed_users(session: AsyncSession, request: TokensRequest) -> list[
         )
     ).all()
     return [user_id for user_id in (*disconnected, *deleted) if request.wants(user_id)]
-
-
-# ------------------------------------------------------------------------------------ helpers
-
-
-def dialect_insert(session: AsyncSession, table: Any) -> Insert:
-    """``INSERT`` of the session's dialect, which knows ``ON CONFLICT DO UPDATE`` (SQLite and
-    PostgreSQL share that syntax)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
-async def _configs_by_guild(
-    session: AsyncSession, pairs: Iterable[tuple[str, str]]
-) -> dict[tuple[str, str], str]:
-    """Configuration ids of (userId, guildId) pairs, in one query."""
-    wanted = set(pairs)
-    if not wanted:
-        return {}
-    rows = await session.execute(
-        select(UserServerConfig.user_id, Server.guild_id, UserServerConfig.id)
-        .join(Server, Server.id == UserServerConfig.server_id)
-        .where(
-            UserServerConfig.user_id.in_(sorted({u for u, _ in wanted})),
-            Server.guild_id.in_(sorted({g for _, g in wanted})),
-        )
-    )
-    return {(u, g): c for u, g, c in rows.all() if (u, g) in wanted}
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-# ------------------------------------------------------------------------------------ stats
-
-
-@dataclass
-class _Totals:
-    received: int = 0
-    sent: int = 0
-    received_at: datetime | None = None
-    sent_at: datetime | None = None
-
-    def add(self, event: str, count: int, at: datetime) -> None:
-        if event == "message_received":
-            self.received += count
-            self.received_at = at if self.received_at is None else max(self.received_at, at)
-        else:
-            self.sent += count
-            self.sent_at = at if self.sent_at is None else max(self.sent_at, at)
-
-
-def _later(column: Any, name: str) -> Any:
-    """max(column, :name) where a NULL parameter keeps the column (portable: no GREATEST)."""
-    value = bindparam(name, type_=UTCDateTime())
-    return case((column.is_(None), value), (value > column, value), else_=column)
-
-
-async def apply_stats(session: AsyncSession, events: Sequence[StatEvent]) -> StatsResult:
-    """Add a batch of message counts: counters and last-at in SQL, daily rows upserted, all in
-    one transaction. Events for unknown configurations are ignored."""
-    configs = await _configs_by_guild(session, ((e.user_id, e.guild_id) for e in events))
-    totals: dict[str, _Totals] = defaultdict(_Totals)
-    daily: dict[tuple[str, date], _Totals] = defaultdict(_Totals)
-    applied = 0
-    for event in events:
-        config_id = configs.get((event.user_id, event.guild_id))
-        if config_id is None:
-            continue
-        at = _utc(event.at)
-        totals[config_id].add(event.event, event.count, at)
-        daily[(config_id, at.date())].add(event.event, event.count, at)
-        applied += 1
-    if totals:
-        table = cast(Table, UserServerConfig.__table__)
-        await session.execute(
-            update(table)
-            .where(table.c.id == bindparam("b_id"))
-            .values(
-                messages_received_count=table.c.messages_received_count + bindparam("b_received"),
-                messages_sent_count=table.c.messages_sent_count + bindparam("b_sent"),
-                last_message_received_at=_later(table.c.last_message_received_at, "b_received_at"),
-                last_message_sent_at=_later(table.c.last_message_sent_at, "b_sent_at"),
-            ),
-            [
-                {
-                    "b_id": config_id,
-                    "b_received": t.received,
-                    "b_sent": t.sent,
-                    "b_received_at": t.received_at,
-                    "b_sent_at": t.sent_at,
-                }
-                for config_id, t in sorted(totals.items())
-            ],
-        )
-        insert = dialect_insert(session, ServerDailyStat).values(
-            [
-                {
-                    "user_server_config_id": config_id,
-                    "day": day,
-                    "messages_received": t.received,
-                    "messages_sent": t.sent,
-                }
-                for (config_id, day), t in sorted(daily.items())
-            ]
-        )
-        await session.execute(
-            insert.on_conflict_do_update(  # type: ignore[attr-defined]
-                index_elements=["user_server_config_id", "day"],
-                set_={
-                    "messages_received": ServerDailyStat.messages_received
-                    + insert.excluded.messages_received,  # type: ignore[attr-defined]
-                    "messages_sent": ServerDailyStat.messages_sent + insert.excluded.messages_sent,  # type: ignore[attr-defined]
-                },
-            )
-        )
-    await session.commit()
-    return StatsResult(applied=applied, ignored=len(events) - applied)
-
-
-# ------------------------------------------------------------------------------------ actions
-
-
-async def record_agent_action(session: AsyncSession, body: AgentActionBody) -> str:
-    configs = await _configs_by_guild(session, [(body.user_id, body.guild_id)])
-    config_id = configs.get((body.user_id, body.guild_id))
-    if config_id is None:
-        raise ApiError(
-            404,
-            "SERVER_NOT_FOUND",
-            "No configuration for this user and guild (deleted?); the action was not recorded.",
-        )
-    history = body.message_history.model_dump(by_alias=True)
-    history["preceding"] = history["preceding"][-10:]
-    action = AgentAction(
-        user_server_config_id=config_id,
-        channel_id=body.channel_id,
-        channel_name=body.channel_name,
-        agent_message=body.agent_message,
-        trigger_description=body.trigger_description,
-        message_history=history,
-    )
-    session.add(action)
-    await session.commit()
-    return action.id
-
-
-# ------------------------------------------------------------------------------------ status
-
-
-async def record_worker_status(session: AsyncSession, reports: Sequence[WorkerTokenState]) -> None:
-    """Store the worker's per-account state (the last report per user wins). ``token_invalid``
-    marks the account's token invalid, ``online`` valid; neither is a configuration change."""
-    latest = {report.user_id: report for report in reports}
-    if not latest:
-        return
-    known = set((await session.scalars(select(User.id).where(User.id.in_(sorted(latest))))).all())
-    rows: list[dict[str, Any]] = [
-        {
-            "user_id": r.user_id,
-            "state": r.state,
-            "detail": r.detail,
-            "guild_ids": list(r.guild_ids),
-            "updated_at": utcnow(),
-        }
-        for user_id, r in sorted(latest.items())
-        if user_id in known
-    ]
-    if not rows:
-        return
-    insert = dialect_insert(session, WorkerReport).values(rows)
-    await session.execute(
-        insert.on_conflict_do_update(  # type: ignore[attr-defined]
-            index_elements=["user_id"],
-            set_={
-                "state": insert.excluded.state,  # type: ignore[attr-defined]
-                "detail": insert.excluded.detail,  # type: ignore[attr-defined]
-                "guild_ids": insert.excluded.guild_ids,  # type: ignore[attr-defined]
-                "updated_at": insert.excluded.updated_at,  # type: ignore[attr-defined]
-            },
-        )
-    )
-    for state, status in (("token_invalid", TOKEN_INVALID), ("online", TOKEN_VALID)):
-        ids = sorted(row["user_id"] for row in rows if row["state"] == state)
-        if ids:
-            await session.execute(
-                update(User)
-                .where(
-                    User.id.in_(ids),
-                    User.discord_token.is_not(None),
-                    User.discord_token_status != status,
-                )
-                .values(discord_token_status=status)
-                .execution_options(synchronize_session=False)
-            )
-    await session.commit()

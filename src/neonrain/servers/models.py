@@ -47,6 +47,11 @@ class UserServerConfig(IdMixin, TimestampMixin, Base):
     last_message_received_at: Mapped[datetime | None]
 
 
+#: The order in which the worker receives configurations (the tokens answer); website contents are
+#: streamed in the same order so that the two can be merged without holding all contents at once.
+CONFIGURATION_ORDER = (UserServerConfig.user_id, UserServerConfig.created_at, UserServerConfig.id)
+
+
 class ServerDailyStat(Base):
     """Messages per configuration per UTC day, for the dashboard's charts."""
 
@@ -81,17 +86,3 @@ class AgentAction(IdMixin, Base):
     trigger_description: Mapped[str]
     message_history: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-class WorkerReport(Base):
-    """The Discord worker's last report on one account's connection (online, connecting, …)."""
-
-    __tablename__ = "worker_reports"
-
-    user_id: Mapped[str] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-    )
-    state: Mapped[str]
-    detail: Mapped[str] = mapped_column(default="", server_default=text("''"))
-    guild_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

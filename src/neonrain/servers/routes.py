@@ -6,9 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from neonrain import flows
 from neonrain.accounts.deps import CurrentIdentity, ReadingIdentity
-from neonrain.chat import service as chat_service
-from neonrain.chat.hub import chat_hub
 from neonrain.servers import service
 from neonrain.servers.schemas import (
     ActionPage,
@@ -33,7 +32,9 @@ async def list_servers(identity: ReadingIdentity, db: ReadDb) -> ServerList:
 async def add_server(
     body: AddServerBody, identity: CurrentIdentity, db: Db, state: State
 ) -> ServerConfigOut:
-    return await service.add_server(db, state, identity.user, body.guild_id)
+    return await service.add_server(
+        db, state.cipher, state.discord_rest, identity.user, body.guild_id
+    )
 
 
 @router.get("/{server_id}", response_model=ServerDetail)
@@ -43,19 +44,16 @@ async def get_server(server_id: str, identity: ReadingIdentity, db: ReadDb) -> S
 
 @router.put("/{server_id}", response_model=ServerConfigOut)
 async def update_server(
-    server_id: str, body: UpdateServerBody, identity: CurrentIdentity, db: Db, state: State
+    server_id: str, body: UpdateServerBody, identity: CurrentIdentity, db: Db
 ) -> ServerConfigOut:
-    return await service.update_config(db, state, identity.user, server_id, body.changes())
+    return await service.update_config(db, identity.user, server_id, body.changes())
 
 
 @router.delete("/{server_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_server(
     server_id: str, identity: CurrentIdentity, db: Db, state: State
 ) -> Response:
-    await service.delete_config(db, identity.user.id, server_id)
-    # The server's chats stay, read-only; their HUMA agents go now rather than by expiry.
-    released = await chat_service.release_server_agents(db, identity.user.id, server_id)
-    await chat_hub(state).server_config_deleted(released)
+    await flows.delete_server(db, state.chat_hub, identity.user.id, server_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import Field, StrictBool, StringConstraints
 
 from neonrain.api_types import ApiModel, PatchBody, RequestBody, Snowflake, Storable
+from neonrain.contract import BOT_NAME_MAX, INFORMATION_MAX, PERSONALITY_MAX, RULES_MAX
 from neonrain.websites.schemas import WebsiteOut
 
 BotName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32), Storable
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=BOT_NAME_MAX), Storable
 ]
-LongText = Annotated[str, Field(max_length=4000), Storable]
-Information = Annotated[str, Field(max_length=20000), Storable]
+Personality = Annotated[str, Field(max_length=PERSONALITY_MAX), Storable]
+Rules = Annotated[str, Field(max_length=RULES_MAX), Storable]
+Information = Annotated[str, Field(max_length=INFORMATION_MAX), Storable]
 
 
 class AddServerBody(RequestBody):
@@ -24,8 +26,8 @@ class AddServerBody(RequestBody):
 
 class UpdateServerBody(PatchBody):
     bot_name: BotName | None = None
-    personality: LongText | None = None
-    rules: LongText | None = None
+    personality: Personality | None = None
+    rules: Rules | None = None
     information: Information | None = None
     bot_active: StrictBool | None = None
 
@@ -83,4 +85,12 @@ class ActionPage(ApiModel):
     next_cursor: str | None
 
 
-WorkerState = Literal["online", "connecting", "token_invalid", "offline"]
+class StatsResult(ApiModel):
+    """The answer to the worker's stats report."""
+
+    applied: int
+    ignored: int
+
+
+class AgentActionCreated(ApiModel):
+    id: str

@@ -1,5 +1,5 @@
 """Server configurations of one account: list, add, read, update, delete, stats, agent actions,
-and the dashboard's aggregated status.
+the totals of the dashboard, and the configuration as the agent sees it (``server_entry``).
 
 Every function takes the signed-in user's id and scopes its queries to it: another account's ids
 look exactly like ids that do not exist (404).
@@ -8,26 +8,36 @@ look exactly like ids that do not exist (404).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
-from sqlalchemy import ScalarSelect, and_, bindparam, case, delete, func, or_, select
+from sqlalchemy import ColumnElement, ScalarSelect, and_, bindparam, case, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from neonrain.accounts.models import User
 from neonrain.api_types import now_ms, plausible_id
+from neonrain.contract import (
+    BOT_NAME_MAX,
+    DEFAULT_BOT_NAME,
+    SERVER_ENTRY_KEYS,
+    WEBSITE_ENTRY_KEYS,
+    ServerEntry,
+)
+from neonrain.crypto import TokenCipher
 from neonrain.db.base import iso, utcnow
 from neonrain.db.changes import mark_config_changed
 from neonrain.discord_link import service as discord_service
-from neonrain.discord_link.client import PartialGuild, guild_icon_url
-from neonrain.discord_link.schemas import GuildOut, StatusOut, WorkerOut
+from neonrain.discord_link.client import DiscordRestClient, PartialGuild, guild_icon_url
+from neonrain.discord_link.schemas import GuildOut
 from neonrain.errors import ApiError
 from neonrain.servers.models import (
+    CONFIGURATION_ORDER,
     AgentAction,
     Server,
     ServerDailyStat,
     UserServerConfig,
-    WorkerReport,
 )
 from neonrain.servers.schemas import (
     ActionOut,
@@ -37,13 +47,10 @@ from neonrain.servers.schemas import (
     ServerDetail,
     StatsOut,
 )
-from neonrain.state import AppState
 from neonrain.websites import service as websites_service
 from neonrain.websites.models import ServerWebsite
 
-#: A worker report older than this means the worker is gone (it re-reports at least every minute).
-WORKER_REPORT_TTL = timedelta(minutes=2)
-WORKER_STATES = frozenset({"online", "connecting", "token_invalid", "offline"})
+NOTHING_TO_UPDATE = "Send at least one of botName, personality, rules, information, botActive."
 
 
 class ServerNotFound(ApiError):
@@ -156,18 +163,22 @@ def _already_configured(server_id: str) -> ApiError:
 
 
 async def add_server(
-    session: AsyncSession, state: AppState, user: User, guild_id: str
+    session: AsyncSession,
+    cipher: TokenCipher,
+    discord: DiscordRestClient,
+    user: User,
+    guild_id: str,
 ) -> ServerConfigOut:
     """Add a configuration for a guild the user's bot is in (checked with Discord, whose name
     for the guild is used)."""
-    discord_service.bot_token(state, user)  # 409 before anything else when not connected
+    discord_service.bot_token(cipher, user)  # 409 before anything else when not connected
     await _ensure_not_configured(session, user.id, guild_id)
-    guild = await discord_service.fetch_bot_guild(session, state, user, guild_id)
+    guild = await discord_service.fetch_bot_guild(session, cipher, discord, user, guild_id)
     server = await _upsert_server(session, guild.id, guild.name, guild.icon)
     config = UserServerConfig(
         user_id=user.id,
         server_id=server.id,
-        bot_name=(user.discord_bot_username or "Assistant")[:32],
+        bot_name=(user.discord_bot_username or DEFAULT_BOT_NAME)[:BOT_NAME_MAX],
         created_at=now_ms(),
     )
     config.updated_at = config.created_at
@@ -238,14 +249,10 @@ async def _rename_servers(
 
 
 async def update_config(
-    session: AsyncSession, state: AppState, user: User, server_id: str, changes: dict[str, object]
+    session: AsyncSession, user: User, server_id: str, changes: dict[str, object]
 ) -> ServerConfigOut:
     if not changes:
-        raise ApiError(
-            400,
-            "NOTHING_TO_UPDATE",
-            "Send at least one of botName, personality, rules, information, botActive.",
-        )
+        raise ApiError(400, "NOTHING_TO_UPDATE", NOTHING_TO_UPDATE)
     if changes.get("bot_active") is True and user.discord_token is None:
         raise discord_service.not_connected()
     config, server = await get_config(session, user.id, server_id, for_update=True)
@@ -264,11 +271,11 @@ async def update_config(
 
 async def delete_config(session: AsyncSession, user_id: str, server_id: str) -> None:
     """Delete the configuration with its websites, scrapes, stats and agent actions (cascades);
-    chat groups keep pointing at the shared server row."""
+    chat groups keep pointing at the shared server row. The caller commits (see
+    ``neonrain.flows.delete_server``)."""
     config, _server = await get_config(session, user_id, server_id)
     await session.execute(delete(UserServerConfig).where(UserServerConfig.id == config.id))
     await mark_config_changed(session, [user_id])
-    await session.commit()
 
 
 # ------------------------------------------------------------------------------------ guilds
@@ -302,65 +309,31 @@ async def guild_choices(
     ]
 
 
-# ------------------------------------------------------------------------------------ status
+# ------------------------------------------------------------------------------------ totals
 
 
-_STATUS_TOTALS = (
-    select(
-        func.count(UserServerConfig.id).label("server_count"),
-        func.coalesce(func.sum(case((UserServerConfig.bot_active, 1), else_=0)), 0).label(
-            "active_server_count"
-        ),
-        func.coalesce(func.sum(UserServerConfig.messages_sent_count), 0).label("sent"),
-        func.coalesce(func.sum(UserServerConfig.messages_received_count), 0).label("received"),
-    )
-    .where(UserServerConfig.user_id == bindparam("user_id"))
-    .subquery("totals")
-)
-# Built once, the totals and the worker's report in one round trip: the dashboard polls it.
-_STATUS = select(_STATUS_TOTALS, WorkerReport).select_from(
-    _STATUS_TOTALS.outerjoin(WorkerReport, WorkerReport.user_id == bindparam("user_id"))
-)
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """The dashboard's totals over an account's configurations."""
+
+    server_count: int
+    active_server_count: int
+    messages_sent: int
+    messages_received: int
 
 
-async def discord_status(session: AsyncSession, user: User) -> StatusOut:
-    row = (await session.execute(_STATUS, {"user_id": user.id})).one()
-    return StatusOut(
-        connected=user.discord_token is not None,
-        server_count=int(row.server_count),
-        active_server_count=int(row.active_server_count),
-        total_messages_sent=int(row.sent),
-        total_messages_received=int(row.received),
-        bot=discord_service.bot_out(user),
-        invite_url=discord_service.bot_invite_url(user),
-        worker=worker_state(user, row.WorkerReport),
-    )
+# Built once: the dashboard polls it.
+_TOTALS = select(
+    func.count(UserServerConfig.id),
+    func.coalesce(func.sum(case((UserServerConfig.bot_active, 1), else_=0)), 0),
+    func.coalesce(func.sum(UserServerConfig.messages_sent_count), 0),
+    func.coalesce(func.sum(UserServerConfig.messages_received_count), 0),
+).where(UserServerConfig.user_id == bindparam("user_id"))
 
 
-def worker_state(user: User, report: WorkerReport | None) -> WorkerOut:
-    """The bot's live state as the worker last reported it; stale reports mean ``offline``."""
-    if user.discord_token is None:
-        return WorkerOut(state="offline", detail="No bot is connected.", updated_at=None)
-    updated_at = iso(report.updated_at) if report is not None else None
-    if user.discord_token_status == discord_service.TOKEN_INVALID:
-        return WorkerOut(
-            state="token_invalid",
-            detail=(report.detail if report is not None and report.detail else None)
-            or "Discord rejected the bot token; connect the bot again with a new token.",
-            updated_at=updated_at,
-        )
-    if report is None:
-        return WorkerOut(
-            state="offline", detail="The worker has not picked up this bot yet.", updated_at=None
-        )
-    if utcnow() - report.updated_at > WORKER_REPORT_TTL:
-        return WorkerOut(
-            state="offline",
-            detail="The worker has not reported for over two minutes; is it running?",
-            updated_at=updated_at,
-        )
-    state = report.state if report.state in WORKER_STATES else "offline"
-    return WorkerOut(state=state, detail=report.detail, updated_at=updated_at)
+async def totals(session: AsyncSession, user_id: str) -> Totals:
+    count, active, sent, received = (await session.execute(_TOTALS, {"user_id": user_id})).one()
+    return Totals(int(count), int(active), int(sent), int(received))
 
 
 # ------------------------------------------------------------------------------------ stats
@@ -386,6 +359,31 @@ async def daily_stats(session: AsyncSession, user_id: str, server_id: str, days:
         received, sent = by_day.get(day, (0, 0))
         out.append(DayStat(date=day.isoformat(), messages_received=received, messages_sent=sent))
     return StatsOut(days=out)
+
+
+async def activity_series(session: AsyncSession, user_id: str, days: int) -> dict[str, list[int]]:
+    """Messages (received + sent) per day of the last ``days`` UTC days, oldest first, for each
+    of the user's configurations that had any (one query; the dashboard's sparklines)."""
+    today = utcnow().date()
+    first = today - timedelta(days=days - 1)
+    rows = await session.execute(
+        select(
+            ServerDailyStat.user_server_config_id,
+            ServerDailyStat.day,
+            ServerDailyStat.messages_received + ServerDailyStat.messages_sent,
+        )
+        .join(UserServerConfig, UserServerConfig.id == ServerDailyStat.user_server_config_id)
+        .where(
+            UserServerConfig.user_id == user_id,
+            ServerDailyStat.day >= first,
+            ServerDailyStat.day <= today,
+        )
+    )
+    per_config: dict[str, list[int]] = {}
+    for config_id, day, total in rows:
+        series = per_config.setdefault(config_id, [0] * days)
+        series[(day - first).days] += int(total or 0)
+    return per_config
 
 
 # ------------------------------------------------------------------------------------ actions
@@ -452,18 +450,81 @@ async def list_actions(
     )
 
 
+# --------------------------------------------------------------------- as the agent sees it
+
+#: A configuration's columns in the order of ``contract.SERVER_ENTRY_KEYS`` (the tokens read
+#: model selects them for every account at once, ``server_entry`` for one).
+SERVER_ENTRY_COLUMNS = (
+    Server.id,
+    Server.guild_id,
+    Server.guild_name,
+    UserServerConfig.bot_active,
+    UserServerConfig.bot_name,
+    UserServerConfig.personality,
+    UserServerConfig.rules,
+    UserServerConfig.information,
+)
+assert len(SERVER_ENTRY_COLUMNS) == len(SERVER_ENTRY_KEYS)
+
+
+def server_entry_fields(values: Sequence[Any]) -> dict[str, Any]:
+    """A server entry (without websites) from ``SERVER_ENTRY_COLUMNS`` values, by wire name."""
+    return dict(zip(SERVER_ENTRY_KEYS, values, strict=True))
+
+
+def entries_of(condition: ColumnElement[bool]) -> Any:
+    """``SELECT`` of the configurations matching ``condition``: their id, user id, then
+    ``SERVER_ENTRY_COLUMNS``, in ``CONFIGURATION_ORDER``."""
+    return (
+        select(UserServerConfig.id, UserServerConfig.user_id, *SERVER_ENTRY_COLUMNS)
+        .join(Server, Server.id == UserServerConfig.server_id)
+        .where(condition)
+        .order_by(*CONFIGURATION_ORDER)
+    )
+
+
+async def server_entry(
+    session: AsyncSession, user_id: str, server_id: str | None
+) -> ServerEntry | None:
+    """The user's current configuration of the server with its websites' newest successful
+    scrapes, as the worker gets it in the tokens answer; ``None`` when there is none."""
+    if server_id is None or not plausible_id(server_id):
+        return None
+    row = (
+        await session.execute(
+            entries_of(
+                (UserServerConfig.user_id == user_id) & (UserServerConfig.server_id == server_id)
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    config_id = row[0]
+    contents = await websites_service.successful_contents(session, UserServerConfig.id == config_id)
+    websites = [
+        dict(zip(WEBSITE_ENTRY_KEYS, (c.url, c.name, c.markdown, iso(c.scraped_at)), strict=True))
+        for c in contents
+    ]
+    return ServerEntry.model_validate({**server_entry_fields(row[2:]), "websites": websites})
+
+
 __all__ = [
+    "SERVER_ENTRY_COLUMNS",
     "ServerNotFound",
+    "Totals",
+    "activity_series",
     "add_server",
     "config_out",
     "daily_stats",
     "delete_config",
-    "discord_status",
+    "entries_of",
     "get_config",
     "guild_choices",
     "list_actions",
     "list_configs",
     "server_detail",
+    "server_entry",
+    "server_entry_fields",
+    "totals",
     "update_config",
-    "worker_state",
 ]

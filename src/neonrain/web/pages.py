@@ -10,15 +10,15 @@ The Discord token is never read here: only the bot's id, name and avatar are.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from neonrain import flows
 from neonrain.accounts import service as accounts_service
 from neonrain.accounts.deps import (
     CSRF_COOKIE,
@@ -27,14 +27,14 @@ from neonrain.accounts.deps import (
     identify,
 )
 from neonrain.accounts.service import Identity
+from neonrain.contract import BOT_NAME_MAX, INFORMATION_MAX, PERSONALITY_MAX, RULES_MAX
 from neonrain.crypto import constant_time_equals
 from neonrain.discord_link import service as discord_service
 from neonrain.discord_link.schemas import StatusOut
 from neonrain.errors import ApiError
 from neonrain.servers import service as servers_service
-from neonrain.servers.models import ServerDailyStat, UserServerConfig
 from neonrain.servers.schemas import ActionOut
-from neonrain.state import AppState, Db, State
+from neonrain.state import AppState, Db, ReadDb, State
 from neonrain.web import views
 from neonrain.web.templating import templates
 
@@ -96,7 +96,7 @@ def not_found_page(request: Request) -> Response:
 
 
 async def _discord_context(db: AsyncSession, identity: Identity) -> dict[str, Any]:
-    status = await servers_service.discord_status(db, identity.user)
+    status = await flows.discord_status(db, identity.user)
     return {
         "status": status,
         "token_rejected": identity.user.discord_token_status == discord_service.TOKEN_INVALID,
@@ -111,34 +111,15 @@ def _can_activate(identity: Identity, status: StatusOut) -> str | None:
         identity.user.discord_token_status == discord_service.TOKEN_INVALID
         or status.worker.state == "token_invalid"
     ):
-        return "Discord rejected the bot token; connect the bot again with a new token."
+        return discord_service.TOKEN_REJECTED
     return None
 
 
 async def _sparklines(
     db: AsyncSession, user_id: str, days: int = SPARKLINE_DAYS
 ) -> dict[str, views.Sparkline]:
-    """Messages (received + sent) per day for each of the user's configurations, one query."""
-    today = datetime.now(UTC).date()
-    first = today - timedelta(days=days - 1)
-    rows = await db.execute(
-        select(
-            ServerDailyStat.user_server_config_id,
-            ServerDailyStat.day,
-            ServerDailyStat.messages_received + ServerDailyStat.messages_sent,
-        )
-        .join(UserServerConfig, UserServerConfig.id == ServerDailyStat.user_server_config_id)
-        .where(
-            UserServerConfig.user_id == user_id,
-            ServerDailyStat.day >= first,
-            ServerDailyStat.day <= today,
-        )
-    )
-    per_config: dict[str, list[int]] = {}
-    for config_id, day, total in rows:
-        series = per_config.setdefault(config_id, [0] * days)
-        series[(day - first).days] += int(total or 0)
-    return {config_id: views.sparkline(series) for config_id, series in per_config.items()}
+    series = await servers_service.activity_series(db, user_id, days)
+    return {config_id: views.sparkline(values) for config_id, values in series.items()}
 
 
 def action_markdown(action: ActionOut) -> str:
@@ -178,18 +159,18 @@ def _action_view(action: ActionOut) -> dict[str, Any]:
 
 
 @router.get("/", response_class=HTMLResponse)
-async def landing(request: Request, db: Db, state: State) -> Response:
+async def landing(request: Request, db: ReadDb, state: State) -> Response:
     identity = await identify(request, db, state)
     return _render(request, "landing.html", {"title": "Neonrain"}, identity=identity)
 
 
 @router.get("/register", response_class=HTMLResponse)
-async def register_page(request: Request, db: Db, state: State) -> Response:
+async def register_page(request: Request, db: ReadDb, state: State) -> Response:
     return await _auth_page(request, db, state, "register")
 
 
 @router.get("/login", response_class=HTMLResponse)
-async def login_page(request: Request, db: Db, state: State) -> Response:
+async def login_page(request: Request, db: ReadDb, state: State) -> Response:
     return await _auth_page(request, db, state, "login")
 
 
@@ -224,7 +205,7 @@ async def logout(request: Request, db: Db, state: State) -> Response:
 
 
 @router.get("/dashboard", response_class=HTMLResponse)
-async def dashboard(request: Request, db: Db, state: State) -> Response:
+async def dashboard(request: Request, db: ReadDb, state: State) -> Response:
     identity = await identify(request, db, state)
     if identity is None:
         return _login_redirect(request)
@@ -248,7 +229,7 @@ async def dashboard(request: Request, db: Db, state: State) -> Response:
 
 
 @router.get("/dashboard/servers/{server_id}", response_class=HTMLResponse)
-async def server_page(request: Request, server_id: str, db: Db, state: State) -> Response:
+async def server_page(request: Request, server_id: str, db: ReadDb, state: State) -> Response:
     identity = await identify(request, db, state)
     if identity is None:
         return _login_redirect(request)
@@ -280,17 +261,17 @@ async def server_page(request: Request, server_id: str, db: Db, state: State) ->
         "next_cursor": page.next_cursor,
         "activation_blocked": _can_activate(identity, discord["status"]),
         "limits": {
-            "botName": views.BOT_NAME_MAX,
-            "personality": views.PERSONALITY_MAX,
-            "rules": views.RULES_MAX,
-            "information": views.INFORMATION_MAX,
+            "botName": BOT_NAME_MAX,
+            "personality": PERSONALITY_MAX,
+            "rules": RULES_MAX,
+            "information": INFORMATION_MAX,
         },
     }
     return _render(request, "server.html", context, identity=identity)
 
 
 @router.get("/settings", response_class=HTMLResponse)
-async def settings_page(request: Request, db: Db, state: State) -> Response:
+async def settings_page(request: Request, db: ReadDb, state: State) -> Response:
     identity = await identify(request, db, state)
     if identity is None:
         return _login_redirect(request)
@@ -304,7 +285,7 @@ async def settings_page(request: Request, db: Db, state: State) -> Response:
     return _render(request, "settings.html", context, identity=identity)
 
 
-# Public names for other page modules (e.g. neonrain.chat.pages), which render into base.html:
+# Public names for other page modules (e.g. neonrain.web.chat_page), which render into base.html:
 # ``render_page(request, "x.html", {"title": ..., "nav": ...}, identity=identity)``.
 render_page = _render
 login_redirect = _login_redirect

@@ -13,10 +13,6 @@ from datetime import UTC, date, datetime
 from urllib.parse import urlsplit
 
 #: Limits of the configuration fields (api.md, ``PUT /api/servers/:serverId``).
-BOT_NAME_MAX = 32
-PERSONALITY_MAX = 4000
-RULES_MAX = 4000
-INFORMATION_MAX = 20000
 WEBSITE_URL_MAX = 2048
 WEBSITE_NAME_MAX = 100
 PASSWORD_MIN = 10

@@ -30,10 +30,10 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -44,9 +44,6 @@ from neonrain.servers.models import UserServerConfig
 from neonrain.websites.extract import extract_page
 from neonrain.websites.fetch import Fetcher, FetchError, loggable_url, url_host
 from neonrain.websites.models import ServerWebsite, WebsiteScrape
-
-if TYPE_CHECKING:
-    from neonrain.state import AppState
 
 log = logging.getLogger(__name__)
 
@@ -437,21 +434,3 @@ class Scraper:
             )
             .execution_options(synchronize_session=False)
         )
-
-
-async def start_scraper(state: AppState) -> Callable[[], Awaitable[None]]:
-    """The background service for ``create_app(background=[...])``; returns its stop function."""
-    scraper = Scraper(
-        state.sessionmaker,
-        Fetcher(allow_private=state.settings.allow_private_urls),
-        notifier=state.notifier,
-    )
-    state.services["scraper"] = scraper
-    scraper.start()
-    log.info(
-        "website scraper started (%d at once, %d per host, private addresses %s)",
-        scraper.options.concurrency,
-        scraper.options.per_host,
-        "allowed" if state.settings.allow_private_urls else "refused",
-    )
-    return scraper.stop

@@ -21,7 +21,7 @@ from neonrain.api_types import now_ms, plausible_id
 from neonrain.db.base import iso, utcnow
 from neonrain.db.changes import mark_config_changed
 from neonrain.errors import ApiError
-from neonrain.servers.models import UserServerConfig
+from neonrain.servers.models import CONFIGURATION_ORDER, UserServerConfig
 from neonrain.websites.models import ServerWebsite, WebsiteScrape
 from neonrain.websites.schemas import WebsiteOut
 from neonrain.websites.urls import InvalidUrl, normalize_url
@@ -263,11 +263,6 @@ class WebsiteContent:
     name: str | None
     markdown: str
     scraped_at: datetime
-
-
-# The order in which the worker receives configurations (``internal_api``); website contents are
-# streamed in the same order so that the two can be merged without holding all contents at once.
-CONFIGURATION_ORDER = (UserServerConfig.user_id, UserServerConfig.created_at, UserServerConfig.id)
 
 
 def _successful_contents_query(

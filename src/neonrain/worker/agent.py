@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import discord
 
+from neonrain.contract import (
+    CHANNEL_NAME_MAX,
+    EVENT_SENT,
+    MESSAGE_TEXT_MAX,
+    TRIGGER_MAX,
+    AgentActionBody,
+    MessageHistory,
+    ServerEntry,
+)
 from neonrain.huma import (
     AgentSession,
     ChannelRef,
     FetchedMessages,
+    HumaRestClient,
     SessionListener,
     ToolError,
     agent_identity,
@@ -21,16 +32,45 @@ from neonrain.huma import (
     discord_agent_name,
 )
 from neonrain.huma.prompt import cut, join_history
-from neonrain.worker.config import GuildConfig
-from neonrain.worker.history import Entry
-
-if TYPE_CHECKING:
-    from neonrain.worker.bot import TokenClient
+from neonrain.worker.history import ChannelHistory, Entry
+from neonrain.worker.reporting import Reporter
 
 log = logging.getLogger(__name__)
 
 ACTION_PRECEDING = 10
 TRIGGER_TEXT_LIMIT = 200
+
+
+@dataclass
+class HumaSettings:
+    api_url: str
+    api_key: str
+    typing_wpm: float
+    rest: HumaRestClient
+
+
+class Connection(Protocol):
+    """What a guild agent uses of the Discord connection that serves it (``bot.TokenClient``)."""
+
+    huma: HumaSettings | None
+    reporter: Reporter
+
+    @property
+    def histories(self) -> Mapping[int, ChannelHistory]:
+        """Every channel's recent messages, by channel id."""
+
+    @property
+    def bot_user_id(self) -> int | None: ...
+
+    def guild(self, guild_id: int) -> discord.Guild | None: ...
+
+    async def send_typing(self, channel_id: int) -> None: ...
+
+    def record(self, message: discord.Message) -> None:
+        """Add a message (the agent's own reply) to its channel's history."""
+
+    def entry(self, message: discord.Message) -> Entry: ...
+
 
 _CHANNEL_TYPES = {
     discord.ChannelType.text: "text",
@@ -55,12 +95,12 @@ class GuildAgent(SessionListener):
     Tools only ever act on channels of this agent's own guild.
     """
 
-    def __init__(self, owner: TokenClient, user_id: str, config: GuildConfig) -> None:
-        self.owner = owner
+    def __init__(self, connection: Connection, user_id: str, config: ServerEntry) -> None:
+        self.connection = connection
         self.user_id = user_id
         self.config = config
         self.session: AgentSession | None = None
-        self._identity = agent_identity(config.for_agent())
+        self._identity = agent_identity(config.agent)
         self._last_trigger: dict[str, Entry] = {}
 
     @property
@@ -71,24 +111,24 @@ class GuildAgent(SessionListener):
         fields = f"user={self.user_id} guild={self.guild_id}"
         return fields + (f" channel={channel_id}" if channel_id else "")
 
-    def needs_new_agent(self, config: GuildConfig) -> bool:
+    def needs_new_agent(self, config: ServerEntry) -> bool:
         """A bot or server name change changes the agent's metadata: start a new agent."""
-        return agent_identity(config.for_agent()) != self._identity
+        return agent_identity(config.agent) != self._identity
 
-    def update(self, config: GuildConfig) -> None:
+    def update(self, config: ServerEntry) -> None:
         """Texts and websites reach the running agent through the next context update."""
         self.config = config
 
     # -- the message path
 
     def _guild(self) -> discord.Guild | None:
-        return self.owner.client.get_guild(int(self.guild_id))
+        return self.connection.guild(int(self.guild_id))
 
     def _session(self) -> AgentSession:
         if self.session is None:
-            huma = self.owner.huma
+            huma = self.connection.huma
             assert huma is not None
-            agent_config = self.config.for_agent()
+            agent_config = self.config.agent
             self.session = AgentSession(
                 api_url=huma.api_url,
                 api_key=huma.api_key,
@@ -120,7 +160,7 @@ class GuildAgent(SessionListener):
         )
 
     def _context(self, guild: discord.Guild, channel: Any) -> dict[str, Any]:
-        histories = self.owner.histories
+        histories = self.connection.histories
         text_channels = guild.text_channels  # sorted anew on every access
         monitored = [
             ChannelRef(id=str(c.id), name=c.name, type=channel_type(c)) for c in text_channels
@@ -132,7 +172,7 @@ class GuildAgent(SessionListener):
         }
         history = histories.get(channel.id)
         return build_context(
-            self.config.for_agent(),
+            self.config.agent,
             guild_id=self.guild_id,
             you=self.config.bot_name,
             current_channel=ChannelRef(id=str(channel.id), name=channel.name),
@@ -161,7 +201,7 @@ class GuildAgent(SessionListener):
 
     async def show_typing(self, channel_id: str) -> None:
         try:
-            await self.owner.client.http.send_typing(int(channel_id))
+            await self.connection.send_typing(int(channel_id))
         except discord.HTTPException as exc:
             log.info("typing indicator refused %s: %s", self._log_fields(channel_id), exc)
 
@@ -174,40 +214,41 @@ class GuildAgent(SessionListener):
             raise ToolError(f"Discord refused the message: {reason}") from exc
         except discord.HTTPException as exc:
             raise ToolError(f"Discord refused the message ({exc.status}): {exc.text}") from exc
-        self.owner.record(message)
+        self.connection.record(message)
 
     async def message_sent(self, channel_id: str, text: str) -> Mapping[str, Any] | None:
         channel = self._channel(channel_id)
-        self.owner.reporter.count(self.user_id, self.guild_id, "message_sent")
-        history = self.owner.histories.get(channel.id)
+        connection = self.connection
+        connection.reporter.count(self.user_id, self.guild_id, EVENT_SENT)
+        history = connection.histories.get(channel.id)
         entries = history.entries() if history is not None else []
         trigger = self._last_trigger.get(channel_id)
         # What led to the reply: the messages up to its trigger (the reply itself excluded).
         if trigger is not None:
             preceding = [e for e in entries if e.id <= trigger.id]
         else:
-            preceding = [e for e in entries if e.author_id != str(self.owner.bot_user_id)]
+            preceding = [e for e in entries if e.author_id != str(connection.bot_user_id)]
         trigger_text = (
             f"User {trigger.author} in #{channel.name}: {cut(trigger.content, TRIGGER_TEXT_LIMIT)}"
             if trigger is not None
             else f"In #{channel.name}"
         )
-        self.owner.reporter.agent_action(
-            {
-                "userId": self.user_id,
-                "guildId": self.guild_id,
-                "channelId": channel_id,
-                "channelName": channel.name[:200],
-                "agentMessage": text[:8000],
-                "triggerDescription": trigger_text[:1000],
-                "messageHistory": {
-                    "preceding": [e.as_action_message() for e in preceding[-ACTION_PRECEDING:]],
-                    "agentResponse": {
+        connection.reporter.agent_action(
+            AgentActionBody(
+                user_id=self.user_id,
+                guild_id=self.guild_id,
+                channel_id=channel_id,
+                channel_name=channel.name[:CHANNEL_NAME_MAX],
+                agent_message=text[:MESSAGE_TEXT_MAX],
+                trigger_description=trigger_text[:TRIGGER_MAX],
+                message_history=MessageHistory(
+                    preceding=tuple(e.as_action_message() for e in preceding[-ACTION_PRECEDING:]),
+                    agent_response={
                         "author": self.config.bot_name,
-                        "content": text[:8000],
+                        "content": text[:MESSAGE_TEXT_MAX],
                     },
-                },
-            }
+                ),
+            )
         )
         log.info(
             "agent replied %s length=%d agent=%s",
@@ -229,7 +270,7 @@ class GuildAgent(SessionListener):
             messages = [m async for m in channel.history(limit=limit)]
         except discord.HTTPException as exc:
             raise ToolError(f"Discord refused to list #{channel.name}: {exc.text}") from exc
-        entries = [self.owner.entry(m) for m in reversed(messages)]
+        entries = [self.connection.entry(m) for m in reversed(messages)]
         return FetchedMessages(channel_name=channel.name, lines=[e.line() for e in entries])
 
     # -- SessionListener

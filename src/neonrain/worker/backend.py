@@ -1,12 +1,23 @@
-"""The worker's client for the web app's internal API (``X-API-Key``)."""
+"""The worker's client for the web app's internal API (``X-API-Key``), speaking the contract."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
+from neonrain.contract import (
+    AgentActionBody,
+    ContractError,
+    StatEvent,
+    StatsBody,
+    TokensAnswer,
+    WorkerStatusBody,
+    WorkerTokenState,
+)
 
 log = logging.getLogger(__name__)
 
@@ -15,11 +26,17 @@ class BackendError(Exception):
     """The web app could not be reached or answered with an error."""
 
 
+def _unreachable(exc: httpx.HTTPError) -> BackendError:
+    return BackendError(f"cannot reach the web app: {exc.__class__.__name__}")
+
+
 @dataclass(frozen=True)
-class TokensAnswer:
+class TokensRead:
+    """A read of the tokens answer: unchanged (304), or the parsed answer with its ETag."""
+
     not_modified: bool
     etag: str | None
-    body: dict[str, Any] | None
+    answer: TokensAnswer | None
 
 
 class BackendClient:
@@ -49,7 +66,9 @@ class BackendClient:
         since: int | None,
         wait: float,
         shard: tuple[int, int] | None,
-    ) -> TokensAnswer:
+    ) -> TokensRead:
+        """The configuration, or :class:`BackendError` (a malformed answer included: the web
+        app and the worker disagree about the contract, which an operator must see)."""
         params: dict[str, Any] = {}
         if wait:
             params["wait"] = wait
@@ -66,30 +85,31 @@ class BackendClient:
                 timeout=self._timeout + wait,
             )
         except httpx.HTTPError as exc:
-            raise BackendError(f"cannot reach the web app: {exc.__class__.__name__}") from exc
+            raise _unreachable(exc) from exc
         if response.status_code == 304:
-            return TokensAnswer(True, response.headers.get("ETag", etag), None)
+            return TokensRead(True, response.headers.get("ETag", etag), None)
         if response.status_code != 200:
             raise BackendError(f"tokens request answered {response.status_code}")
         try:
-            body = response.json()
-        except ValueError as exc:
-            raise BackendError("tokens answer is not JSON") from exc
-        return TokensAnswer(False, response.headers.get("ETag"), body)
+            answer = TokensAnswer.parse(response.content)
+        except ContractError as exc:
+            log.error("%s; keeping the last configuration", exc)
+            raise BackendError(str(exc)) from None
+        return TokensRead(False, response.headers.get("ETag"), answer)
 
     async def post(self, path: str, payload: dict[str, Any]) -> None:
         try:
             response = await self._http.post(path, json=payload)
         except httpx.HTTPError as exc:
-            raise BackendError(f"cannot reach the web app: {exc.__class__.__name__}") from exc
+            raise _unreachable(exc) from exc
         if response.status_code >= 300:
             raise BackendError(f"{path} answered {response.status_code}: {response.text[:200]}")
 
-    async def post_stats(self, events: list[dict[str, Any]]) -> None:
-        await self.post("/api/discord/stats", {"events": events})
+    async def post_stats(self, events: Sequence[StatEvent]) -> None:
+        await self.post("/api/discord/stats", StatsBody(events=tuple(events)).wire())
 
-    async def post_agent_action(self, action: dict[str, Any]) -> None:
-        await self.post("/api/discord/agent-actions", action)
+    async def post_agent_action(self, action: AgentActionBody) -> None:
+        await self.post("/api/discord/agent-actions", action.wire())
 
-    async def post_worker_status(self, tokens: list[dict[str, Any]]) -> None:
-        await self.post("/api/discord/worker-status", {"tokens": tokens})
+    async def post_worker_status(self, tokens: Sequence[WorkerTokenState]) -> None:
+        await self.post("/api/discord/worker-status", WorkerStatusBody(tokens=tuple(tokens)).wire())

@@ -6,15 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import discord
 
-from neonrain.huma import HumaRestClient
-from neonrain.worker.agent import GuildAgent
-from neonrain.worker.config import GuildConfig, TokenConfig
+from neonrain.contract import EVENT_RECEIVED, ServerEntry, TokenEntry, WorkerState
+from neonrain.worker import discord_compat
+from neonrain.worker.agent import GuildAgent, HumaSettings
 from neonrain.worker.history import ChannelHistory, Entry
 from neonrain.worker.reporting import Reporter
 
@@ -22,14 +21,6 @@ log = logging.getLogger(__name__)
 
 USER_MESSAGE_TYPES = (discord.MessageType.default, discord.MessageType.reply)
 RETRY_DELAYS = (1.0, 2.0, 5.0, 15.0, 30.0, 60.0)
-
-
-@dataclass
-class HumaSettings:
-    api_url: str
-    api_key: str
-    typing_wpm: float
-    rest: HumaRestClient
 
 
 def intents() -> discord.Intents:
@@ -74,18 +65,19 @@ class _GatewayClient(discord.Client):
 
 
 class TokenClient:
-    """The connection of one bot token and the agents of the accounts that use it."""
+    """The connection of one bot token and the agents of the accounts that use it (the
+    ``agent.Connection`` its guild agents use)."""
 
     def __init__(
         self,
         token: str,
-        accounts: list[TokenConfig],
+        accounts: list[TokenEntry],
         *,
         reporter: Reporter,
         huma: HumaSettings | None,
     ) -> None:
         self.token = token
-        self.accounts: dict[str, TokenConfig] = {a.user_id: a for a in accounts}
+        self.accounts: dict[str, TokenEntry] = {a.user_id: a for a in accounts}
         self.reporter = reporter
         self.huma = huma
         self.client = _GatewayClient(self)
@@ -107,7 +99,13 @@ class TokenClient:
     def _ids(self) -> str:
         return "users=" + ",".join(sorted(self.accounts))
 
-    def report(self, state: str, detail: str = "") -> None:
+    def guild(self, guild_id: int) -> discord.Guild | None:
+        return self.client.get_guild(guild_id)
+
+    async def send_typing(self, channel_id: int) -> None:
+        await discord_compat.send_typing(self.client, channel_id)
+
+    def report(self, state: WorkerState, detail: str = "") -> None:
         for user_id, account in self.accounts.items():
             self.reporter.state(user_id, state, detail, list(account.active_guilds))
 
@@ -167,11 +165,7 @@ class TokenClient:
             return_exceptions=True,
         )
         self.agents.clear()
-        # discord.py waits for guilds before READY in a task of its own that close() leaves
-        # running; stopped mid-start-up, it would dispatch into a closed client.
-        ready_task = getattr(self.client._connection, "_ready_task", None)
-        if isinstance(ready_task, asyncio.Task):
-            ready_task.cancel()
+        discord_compat.cancel_ready_task(self.client)
         with contextlib.suppress(Exception):
             await self.client.close()
         if self._task is not None:
@@ -183,7 +177,7 @@ class TokenClient:
 
     # -- configuration
 
-    async def update(self, accounts: list[TokenConfig]) -> None:
+    async def update(self, accounts: list[TokenEntry]) -> None:
         """Apply new configurations: agents of guilds switched off or removed go; a changed bot
         or server name means a new agent on the next message; texts apply to the next message.
         Every delta reaches every connection, so an unchanged one returns at once (the snapshot
@@ -218,7 +212,7 @@ class TokenClient:
         self.report("online")
         await self.sync_nicknames()
 
-    def _configs_for_guild(self, guild_id: str) -> list[tuple[str, GuildConfig]]:
+    def _configs_for_guild(self, guild_id: str) -> list[tuple[str, ServerEntry]]:
         return [
             (user_id, config)
             for user_id, account in self.accounts.items()
@@ -243,7 +237,7 @@ class TokenClient:
             self._nicknames[guild_id] = bot_name
             return
         try:
-            await self.client.http.edit_my_member(guild.id, nick=bot_name)
+            await discord_compat.set_own_nickname(self.client, guild.id, bot_name)
             self._nicknames[guild_id] = bot_name
             log.info("nickname set %s guild=%s nick=%s", self._ids(), guild_id, bot_name)
         except discord.Forbidden:
@@ -320,7 +314,7 @@ class TokenClient:
             log.debug("message ignored: no text %s", self._message_fields(message))
             return
         for user_id, config in interested:
-            self.reporter.count(user_id, guild_id, "message_received")
+            self.reporter.count(user_id, guild_id, EVENT_RECEIVED)
             if self.huma is None:
                 if guild_id not in self._huma_missing_logged:
                     self._huma_missing_logged.add(guild_id)

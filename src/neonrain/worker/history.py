@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from neonrain.contract import AUTHOR_NAME_MAX, MESSAGE_TEXT_MAX, HistoryMessage
 from neonrain.huma.prompt import format_history_line
 
 HISTORY_PER_CHANNEL = 50
@@ -29,13 +30,13 @@ class Entry:
     def line(self) -> str:
         return self._line
 
-    def as_action_message(self) -> dict[str, str]:
-        return {
-            "author": self.author[:200],
-            "authorId": self.author_id,
-            "content": self.content[:8000],
-            "timestamp": self.timestamp.isoformat(),
-        }
+    def as_action_message(self) -> HistoryMessage:
+        return HistoryMessage(
+            author=self.author[:AUTHOR_NAME_MAX],
+            author_id=self.author_id,
+            content=self.content[:MESSAGE_TEXT_MAX],
+            timestamp=self.timestamp.isoformat(),
+        )
 
 
 class ChannelHistory:

@@ -6,37 +6,27 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import httpx
-import yarl
 
+from neonrain.contract import TokenEntry
 from neonrain.huma import HumaRestClient
+from neonrain.worker.agent import HumaSettings
 from neonrain.worker.backend import BackendClient, BackendError
-from neonrain.worker.bot import HumaSettings, TokenClient
-from neonrain.worker.config import ConfigSnapshot, TokenConfig
+from neonrain.worker.bot import TokenClient
+from neonrain.worker.config import ConfigSnapshot
+from neonrain.worker.discord_compat import point_discord_py_at, quiet_voice_warning
 from neonrain.worker.reporting import Reporter
 
 if TYPE_CHECKING:
     from neonrain.config import Settings
-    from neonrain.state import AppState
 
 log = logging.getLogger(__name__)
 
 LONG_POLL_SECONDS = 25.0
 FALLBACK_POLL_SECONDS = 2.0
 MAX_BACKOFF_SECONDS = 30.0
-
-
-def point_discord_py_at(api_url: str, gateway_url: str | None) -> None:
-    """discord.py keeps its REST base and gateway address in class attributes."""
-    import discord.gateway
-    import discord.http
-
-    discord.http.Route.BASE = api_url.rstrip("/")
-    if gateway_url:
-        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
 
 
 class WorkerManager:
@@ -64,7 +54,7 @@ class WorkerManager:
             else:
                 await running.update(accounts)
 
-    def _start(self, token: str, accounts: list[TokenConfig]) -> None:
+    def _start(self, token: str, accounts: list[TokenEntry]) -> None:
         client = TokenClient(token, accounts, reporter=self.reporter, huma=self.huma)
         self.clients[token] = client
         log.info(
@@ -119,11 +109,11 @@ class ConfigSync:
             if self._failures:
                 log.info("web app reachable again after %d failed reads", self._failures)
             self._failures = 0
-            if answer.not_modified or answer.body is None:
+            if answer.not_modified or answer.answer is None:
                 if loop.time() - started < 0.5:  # the server does not hold requests: poll
                     await asyncio.sleep(FALLBACK_POLL_SECONDS)
                 continue
-            self.snapshot.apply(answer.body, delta=not full)
+            self.snapshot.apply(answer.answer, delta=not full)
             self.etag = answer.etag
             log.info(
                 "configuration %s generation=%s accounts=%d",
@@ -169,6 +159,7 @@ class Worker:
         backend_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         point_discord_py_at(discord_api_url, discord_gateway_url)
+        quiet_voice_warning()
         self.backend = BackendClient(backend_url, api_key, transport=backend_transport)
         self.reporter = Reporter(self.backend, flush_seconds=flush_seconds)
         self._huma_rest = HumaRestClient(huma_api_url, huma_api_key) if huma_api_key else None
@@ -230,28 +221,6 @@ class Worker:
             await self._huma_rest.aclose()
         await self.backend.aclose()
         log.info("worker stopped")
-
-
-def embedded_worker(state: AppState) -> Awaitable[Callable[[], Awaitable[None]]]:
-    """The worker inside ``neonrain serve``, a background service of the app.
-
-    It uses the same internal HTTP API as a separate worker, with this process's key, but calls
-    the app in-process (ASGI) instead of through a socket: no start-up race with the listener,
-    and on shutdown its last statistics still reach the database after the listener closed.
-    """
-    return _start_embedded(state)
-
-
-async def _start_embedded(state: AppState) -> Callable[[], Awaitable[None]]:
-    settings = state.settings
-    worker = Worker.from_settings(
-        settings,
-        backend_url="http://neonrain.internal",
-        api_key=state.internal_api_key,
-        backend_transport=httpx.ASGITransport(app=state.asgi_app),
-    )
-    await worker.start()
-    return worker.stop
 
 
 async def run_standalone(settings: Settings, shard: tuple[int, int] | None) -> None:

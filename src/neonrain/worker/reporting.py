@@ -12,8 +12,15 @@ import logging
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
+from neonrain.contract import (
+    STATUS_DETAIL_MAX,
+    AgentActionBody,
+    StatEvent,
+    StatEventName,
+    WorkerState,
+    WorkerTokenState,
+)
 from neonrain.worker.backend import BackendClient, BackendError
 
 log = logging.getLogger(__name__)
@@ -21,10 +28,6 @@ log = logging.getLogger(__name__)
 STATS_FLUSH_SECONDS = 2.0
 STATUS_HEARTBEAT_SECONDS = 30.0
 MAX_QUEUED_ACTIONS = 1000
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -39,9 +42,9 @@ class Reporter:
     def __init__(self, backend: BackendClient, *, flush_seconds: float = STATS_FLUSH_SECONDS):
         self._backend = backend
         self._flush_seconds = flush_seconds
-        self._stats: dict[tuple[str, str, str], _Counter] = {}
-        self._actions: deque[dict[str, Any]] = deque(maxlen=MAX_QUEUED_ACTIONS)
-        self._states: dict[str, dict[str, Any]] = {}
+        self._stats: dict[tuple[str, str, StatEventName], _Counter] = {}
+        self._actions: deque[AgentActionBody] = deque(maxlen=MAX_QUEUED_ACTIONS)
+        self._states: dict[str, WorkerTokenState] = {}
         self._states_dirty = False
         self._last_status_sent = 0.0
         self._last_stats_sent = 0.0
@@ -51,7 +54,9 @@ class Reporter:
 
     # -- collecting (synchronous, cheap)
 
-    def count(self, user_id: str, guild_id: str, event: str, at: datetime | None = None) -> None:
+    def count(
+        self, user_id: str, guild_id: str, event: StatEventName, at: datetime | None = None
+    ) -> None:
         at = at or datetime.now(UTC)
         key = (user_id, guild_id, event)
         counter = self._stats.get(key)
@@ -61,20 +66,24 @@ class Reporter:
             counter.count += 1
             counter.at = max(counter.at, at)
 
-    def agent_action(self, action: dict[str, Any]) -> None:
+    def agent_action(self, action: AgentActionBody) -> None:
         self._actions.append(action)
         self._wake.set()
 
     def state(
-        self, user_id: str, state: str, detail: str = "", guild_ids: list[str] | None = None
+        self,
+        user_id: str,
+        state: WorkerState,
+        detail: str = "",
+        guild_ids: list[str] | None = None,
     ) -> None:
         current = self._states.get(user_id)
-        entry = {
-            "userId": user_id,
-            "state": state,
-            "detail": detail[:1000],
-            "guildIds": sorted(guild_ids if guild_ids is not None else []),
-        }
+        entry = WorkerTokenState(
+            user_id=user_id,
+            state=state,
+            detail=detail[:STATUS_DETAIL_MAX],
+            guild_ids=tuple(sorted(guild_ids if guild_ids is not None else [])),
+        )
         if current == entry:
             return
         self._states[user_id] = entry
@@ -119,7 +128,7 @@ class Reporter:
             self._last_stats_sent = asyncio.get_running_loop().time()
             batch, self._stats = self._stats, {}
             events = [
-                {"userId": u, "guildId": g, "event": e, "count": c.count, "at": _iso(c.at)}
+                StatEvent(user_id=u, guild_id=g, event=e, count=c.count, at=c.at.astimezone(UTC))
                 for (u, g, e), c in batch.items()
             ]
             try:

@@ -8,19 +8,19 @@ from fastapi.responses import HTMLResponse, Response
 from neonrain.accounts.deps import identify
 from neonrain.chat import service
 from neonrain.servers import service as servers_service
-from neonrain.state import Db, State
-from neonrain.web.pages import _login_redirect, _render
+from neonrain.state import ReadDb, State
+from neonrain.web.pages import login_redirect, render_page
 
 router = APIRouter(include_in_schema=False)
 
 
 @router.get("/chat", response_class=HTMLResponse)
-async def chat_page(request: Request, db: Db, state: State) -> Response:
+async def chat_page(request: Request, db: ReadDb, state: State) -> Response:
     identity = await identify(request, db, state)
     if identity is None:
-        return _login_redirect(request)
+        return login_redirect(request)
     servers = await servers_service.list_configs(db, identity.user.id)
-    return _render(
+    return render_page(
         request,
         "chat.html",
         {
