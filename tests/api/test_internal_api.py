@@ -18,8 +18,8 @@ from sqlalchemy import event, select
 
 from neonrain.accounts.models import User
 from neonrain.contract import ContractError, TokensAnswer, agent_config
-from neonrain.servers import service as servers_service
 from neonrain.db.base import utcnow
+from neonrain.servers import service as servers_service
 from neonrain.servers.models import AgentAction, Server, UserServerConfig
 from neonrain.sharding import shard_of
 from neonrain.websites.models import ServerWebsite, WebsiteScrape
@@ -221,7 +221,7 @@ async def test_tokens_answer_is_the_contract_and_the_chat_reads_the_same_entry(
 
 
 def test_a_malformed_answer_is_a_contract_error() -> None:
-    with pytest.raises(ContractError, match="tokens.0.discordToken"):
+    with pytest.raises(ContractError, match=r"tokens\.0\.discordToken"):
         TokensAnswer.parse(b'{"generation": 1, "tokens": [{"userId": "u"}]}')
     with pytest.raises(ContractError, match="generation"):
         TokensAnswer.parse(b'{"tokens": []}')

@@ -68,9 +68,11 @@ async def test_a_malformed_answer_is_an_error_logged_loudly(
 ) -> None:
     client = BackendClient("http://web", "key", transport=answering(body))
     try:
-        with caplog.at_level(logging.ERROR, "neonrain.worker.backend"):
-            with pytest.raises(BackendError, match="does not match the contract"):
-                await client.fetch_tokens(etag=None, since=None, wait=0, shard=None)
+        with (
+            caplog.at_level(logging.ERROR, "neonrain.worker.backend"),
+            pytest.raises(BackendError, match="does not match the contract"),
+        ):
+            await client.fetch_tokens(etag=None, since=None, wait=0, shard=None)
     finally:
         await client.aclose()
     assert any(
