@@ -34,6 +34,20 @@ RULES_MAX: Final = 4_000
 INFORMATION_MAX: Final = 20_000
 DEFAULT_BOT_NAME: Final = "Assistant"
 
+#: Where and when the bot speaks (behaviour.md).
+ChannelMode = Literal["all", "only", "except"]
+ReplyMode = Literal["auto", "mentioned", "silent"]
+HeldBack = Literal["silent", "rate_limited"]
+CHANNEL_IDS_MAX: Final = 200
+MAX_REPLIES_PER_HOUR_MAX: Final = 1_000
+MIN_SECONDS_BETWEEN_REPLIES_MAX: Final = 3_600
+
+#: The agent engines (engines.md).
+Engine = Literal["huma", "openai"]
+ENGINE_BASE_URL_MAX: Final = 2_048
+ENGINE_MODEL_MAX: Final = 200
+ENGINE_API_KEY_MAX: Final = 500
+
 #: Ids of ours (UUID strings) and Discord snowflakes fit in this many characters.
 MAX_ID_LENGTH: Final = 64
 CHANNEL_NAME_MAX: Final = 200
@@ -51,7 +65,8 @@ GUILDS_PER_STATUS_MAX: Final = 10_000
 
 EVENT_RECEIVED: Final = "message_received"
 EVENT_SENT: Final = "message_sent"
-StatEventName = Literal["message_received", "message_sent"]
+EVENT_HELD_BACK: Final = "message_held_back"
+StatEventName = Literal["message_received", "message_sent", "message_held_back"]
 
 #: The worker's states of one account's connection, as the dashboard shows them.
 WorkerState = Literal["online", "connecting", "token_invalid", "offline"]
@@ -130,6 +145,12 @@ class ServerEntry(WireModel):
     personality: str
     rules: str
     information: str
+    channel_mode: ChannelMode = "all"
+    channel_ids: tuple[str, ...] = ()
+    reply_mode: ReplyMode = "auto"
+    max_replies_per_hour: int = 0
+    min_seconds_between_replies: int = 0
+    engine: Engine = "huma"
     websites: tuple[WebsiteEntry, ...] = ()
 
     @cached_property
@@ -146,11 +167,20 @@ SERVER_ENTRY_KEYS: Final = tuple(
 WEBSITE_ENTRY_KEYS: Final = tuple(WebsiteEntry.wire_names().values())
 
 
+class OpenAIEndpoint(WireModel):
+    """An OpenAI-compatible Chat Completions endpoint (the account's own, or the install's)."""
+
+    base_url: str
+    model: str
+    api_key: str | None = Field(default=None, repr=False)
+
+
 class TokenEntry(WireModel):
-    """One account's bot token and its servers."""
+    """One account's bot token, its OpenAI-compatible engine if it has one, and its servers."""
 
     discord_token: str = Field(repr=False)
     user_id: str
+    openai: OpenAIEndpoint | None = None
     servers: tuple[ServerEntry, ...] = ()
 
     @cached_property
@@ -161,7 +191,9 @@ class TokenEntry(WireModel):
 
 
 TOKEN_ENTRY_KEYS: Final = tuple(
-    name for field_name, name in TokenEntry.wire_names().items() if field_name != "servers"
+    name
+    for field_name, name in TokenEntry.wire_names().items()
+    if field_name not in ("servers", "openai")
 )
 
 
@@ -235,6 +267,9 @@ class AgentActionBody(ReportModel):
     agent_message: MessageText
     trigger_description: Annotated[str, Field(max_length=TRIGGER_MAX), Storable]
     message_history: MessageHistory
+    #: False for a draft the server's behaviour held back (``held_back`` says why).
+    delivered: bool = True
+    held_back: HeldBack | None = None
 
 
 class WorkerTokenState(ReportModel):

@@ -177,6 +177,13 @@ async def test_tokens_has_the_seed_shape(
         "personality": "p",
         "rules": "r",
         "information": "i",
+        # Where and when the bot speaks (behaviour.md) and its engine, at their defaults.
+        "channelMode": "all",
+        "channelIds": [],
+        "replyMode": "auto",
+        "maxRepliesPerHour": 0,
+        "minSecondsBetweenReplies": 0,
+        "engine": "huma",
         "websites": [
             {
                 "url": "https://example.com/",

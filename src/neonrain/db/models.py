@@ -5,6 +5,7 @@ from neonrain.chat.models import ChatConversation, ChatConversationGroup, ChatMe
 from neonrain.db.base import Base
 from neonrain.db.changes import ConfigRemoval, ConfigState
 from neonrain.discord_link.models import WorkerReport
+from neonrain.engines.models import EngineCredential
 from neonrain.servers.models import AgentAction, Server, ServerDailyStat, UserServerConfig
 from neonrain.websites.models import ServerWebsite, WebsiteScrape
 
@@ -17,6 +18,7 @@ __all__ = [
     "ChatPersona",
     "ConfigRemoval",
     "ConfigState",
+    "EngineCredential",
     "Server",
     "ServerDailyStat",
     "ServerWebsite",

@@ -45,6 +45,16 @@ class UserServerConfig(IdMixin, TimestampMixin, Base):
     )
     last_message_sent_at: Mapped[datetime | None]
     last_message_received_at: Mapped[datetime | None]
+    # Where and when the bot speaks (behaviour.md); the defaults are the original behaviour.
+    channel_mode: Mapped[str] = mapped_column(default="all", server_default=text("'all'"))
+    channel_ids: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    reply_mode: Mapped[str] = mapped_column(default="auto", server_default=text("'auto'"))
+    max_replies_per_hour: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    min_seconds_between_replies: Mapped[int] = mapped_column(
+        Integer, default=0, server_default=text("0")
+    )
+    # Which agent engine answers here (engines.md): 'huma' or 'openai'.
+    engine: Mapped[str] = mapped_column(default="huma", server_default=text("'huma'"))
 
 
 #: The order in which the worker receives configurations (the tokens answer); website contents are
@@ -63,16 +73,23 @@ class ServerDailyStat(Base):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     messages_received: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     messages_sent: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    messages_held_back: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class AgentAction(IdMixin, Base):
-    """A message the agent sent in Discord, with what prompted it."""
+    """A message the agent sent in Discord (or drafted and held back), with what prompted it."""
 
     __tablename__ = "agent_actions"
     __table_args__ = (
         Index(
             "agent_actions_user_server_config_id_created_at_idx",
             "user_server_config_id",
+            text("created_at DESC"),
+        ),
+        Index(
+            "agent_actions_config_delivered_created_at_idx",
+            "user_server_config_id",
+            "delivered",
             text("created_at DESC"),
         ),
     )
@@ -86,3 +103,6 @@ class AgentAction(IdMixin, Base):
     trigger_description: Mapped[str]
     message_history: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # False for a draft that was not posted; held_back says why ('silent', 'rate_limited').
+    delivered: Mapped[bool] = mapped_column(default=True, server_default=text("true"))
+    held_back: Mapped[str | None]

@@ -15,7 +15,13 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from neonrain.contract import ACTION_PRECEDING_KEPT, EVENT_RECEIVED, AgentActionBody, StatEvent
+from neonrain.contract import (
+    ACTION_PRECEDING_KEPT,
+    EVENT_HELD_BACK,
+    EVENT_RECEIVED,
+    AgentActionBody,
+    StatEvent,
+)
 from neonrain.db.base import UTCDateTime
 from neonrain.db.dialect import dialect_insert
 from neonrain.errors import ApiError
@@ -49,11 +55,14 @@ def _utc(moment: datetime) -> datetime:
 class _Totals:
     received: int = 0
     sent: int = 0
+    held_back: int = 0
     received_at: datetime | None = None
     sent_at: datetime | None = None
 
     def add(self, event: str, count: int, at: datetime) -> None:
-        if event == EVENT_RECEIVED:
+        if event == EVENT_HELD_BACK:  # counted per day only (the chart's third series)
+            self.held_back += count
+        elif event == EVENT_RECEIVED:
             self.received += count
             self.received_at = at if self.received_at is None else max(self.received_at, at)
         else:
@@ -111,6 +120,7 @@ async def apply_stats(session: AsyncSession, events: Sequence[StatEvent]) -> Sta
                     "day": day,
                     "messages_received": t.received,
                     "messages_sent": t.sent,
+                    "messages_held_back": t.held_back,
                 }
                 for (config_id, day), t in sorted(daily.items())
             ]
@@ -122,6 +132,8 @@ async def apply_stats(session: AsyncSession, events: Sequence[StatEvent]) -> Sta
                     "messages_received": ServerDailyStat.messages_received
                     + insert.excluded.messages_received,
                     "messages_sent": ServerDailyStat.messages_sent + insert.excluded.messages_sent,
+                    "messages_held_back": ServerDailyStat.messages_held_back
+                    + insert.excluded.messages_held_back,
                 },
             )
         )
@@ -147,6 +159,8 @@ async def record_agent_action(session: AsyncSession, body: AgentActionBody) -> s
         agent_message=body.agent_message,
         trigger_description=body.trigger_description,
         message_history=history,
+        delivered=body.delivered,
+        held_back=None if body.delivered else body.held_back,
     )
     session.add(action)
     await session.commit()

@@ -463,6 +463,12 @@ SERVER_ENTRY_COLUMNS = (
     UserServerConfig.personality,
     UserServerConfig.rules,
     UserServerConfig.information,
+    UserServerConfig.channel_mode,
+    UserServerConfig.channel_ids,
+    UserServerConfig.reply_mode,
+    UserServerConfig.max_replies_per_hour,
+    UserServerConfig.min_seconds_between_replies,
+    UserServerConfig.engine,
 )
 assert len(SERVER_ENTRY_COLUMNS) == len(SERVER_ENTRY_KEYS)
 

@@ -1,0 +1,1 @@
+"""Agent engines an account can use besides HUMA: its own OpenAI-compatible endpoint."""
