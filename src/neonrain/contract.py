@@ -272,11 +272,52 @@ class AgentActionBody(ReportModel):
     held_back: HeldBack | None = None
 
 
+#: Why a connected bot cannot work, as the worker knows it (a reason stays until it is resolved;
+#: reconnect attempts do not overwrite it).
+WorkerReason = Literal["token_rejected", "intent_missing", "crashed"]
+EngineState = Literal["ok", "error"]
+Detail = Annotated[str, Field(max_length=STATUS_DETAIL_MAX), Storable]
+
+
+class GuildReport(ReportModel):
+    """What the worker sees of one active guild: is the bot there, and where may it read and
+    write among the channels the server's configuration watches (gateway permissions)."""
+
+    guild_id: Snowflake
+    present: bool
+    channels_watched: Annotated[int, Field(ge=0)] = 0
+    channels_readable: Annotated[int, Field(ge=0)] = 0
+    channels_sendable: Annotated[int, Field(ge=0)] = 0
+    #: Discord's newest refusal in this guild (e.g. a 403 on sending), with the channel's name.
+    problem: Detail = ""
+
+
 class WorkerTokenState(ReportModel):
     user_id: UserId
     state: WorkerState
-    detail: Annotated[str, Field(max_length=STATUS_DETAIL_MAX), Storable] = ""
+    detail: Detail = ""
     guild_ids: Annotated[tuple[Snowflake, ...], Field(max_length=GUILDS_PER_STATUS_MAX)] = ()
+    reason: WorkerReason | None = None
+    guilds: Annotated[tuple[GuildReport, ...], Field(max_length=GUILDS_PER_STATUS_MAX)] = ()
+    #: The account's OpenAI-compatible engine as the worker last used it (None: not used yet).
+    engine_state: EngineState | None = None
+    engine_detail: Detail = ""
+
+
+class ChannelCursor(ReportModel):
+    """The newest message the worker saw in a watched channel, so that a restarted worker can
+    catch up on what was posted while it was away."""
+
+    user_id: UserId
+    guild_id: Snowflake
+    channel_id: Snowflake
+    message_id: Snowflake
+
+
+class CursorsBody(ReportModel):
+    """``POST /api/discord/cursors``; ``GET`` answers the same shape for the asked accounts."""
+
+    cursors: Annotated[tuple[ChannelCursor, ...], Field(max_length=REPORT_BATCH_MAX)]
 
 
 class WorkerStatusBody(ReportModel):

@@ -6,12 +6,19 @@ from neonrain.db.base import Base
 from neonrain.db.changes import ConfigRemoval, ConfigState
 from neonrain.discord_link.models import WorkerReport
 from neonrain.engines.models import EngineCredential
-from neonrain.servers.models import AgentAction, Server, ServerDailyStat, UserServerConfig
+from neonrain.servers.models import (
+    AgentAction,
+    ChannelCursor,
+    Server,
+    ServerDailyStat,
+    UserServerConfig,
+)
 from neonrain.websites.models import ServerWebsite, WebsiteScrape
 
 __all__ = [
     "AgentAction",
     "Base",
+    "ChannelCursor",
     "ChatConversation",
     "ChatConversationGroup",
     "ChatMessage",

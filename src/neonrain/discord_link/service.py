@@ -246,6 +246,10 @@ async def record_worker_status(session: AsyncSession, reports: Sequence[WorkerTo
             "detail": r.detail,
             "guild_ids": list(r.guild_ids),
             "updated_at": utcnow(),
+            "reason": r.reason,
+            "guilds": [guild.wire() for guild in r.guilds],
+            "engine_state": r.engine_state,
+            "engine_detail": r.engine_detail,
         }
         for user_id, r in sorted(latest.items())
         if user_id in known
@@ -261,6 +265,10 @@ async def record_worker_status(session: AsyncSession, reports: Sequence[WorkerTo
                 "detail": insert.excluded.detail,
                 "guild_ids": insert.excluded.guild_ids,
                 "updated_at": insert.excluded.updated_at,
+                "reason": insert.excluded.reason,
+                "guilds": insert.excluded.guilds,
+                "engine_state": insert.excluded.engine_state,
+                "engine_detail": insert.excluded.engine_detail,
             },
         )
     )

@@ -106,3 +106,18 @@ class AgentAction(IdMixin, Base):
     # False for a draft that was not posted; held_back says why ('silent', 'rate_limited').
     delivered: Mapped[bool] = mapped_column(default=True, server_default=text("true"))
     held_back: Mapped[str | None]
+
+
+class ChannelCursor(Base):
+    """The newest message the worker saw in a channel for a configuration's account, so that a
+    restarted worker reads what it missed (bounded) instead of staying silent about it."""
+
+    __tablename__ = "channel_cursors"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    channel_id: Mapped[str] = mapped_column(primary_key=True)
+    guild_id: Mapped[str]
+    message_id: Mapped[str]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
