@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     backend_url: str = Field("http://127.0.0.1:8000", alias="NEONRAIN_BACKEND_URL")
     huma_api_key: str | None = Field(None, alias="HUMA_API_KEY")
     huma_api_url: str = Field("https://api.humalike.tech", alias="HUMA_API_URL")
+    # The install's OpenAI-compatible engine (engines.md); it may point at a loopback server.
+    openai_base_url: str | None = Field(None, alias="NEONRAIN_OPENAI_BASE_URL")
+    openai_api_key: str | None = Field(None, alias="NEONRAIN_OPENAI_API_KEY")
+    openai_model: str | None = Field(None, alias="NEONRAIN_OPENAI_MODEL")
     discord_api_url: str = Field("https://discord.com/api/v10", alias="DISCORD_API_URL")
     discord_gateway_url: str | None = Field(None, alias="DISCORD_GATEWAY_URL")
     allow_registration: bool = Field(True, alias="NEONRAIN_ALLOW_REGISTRATION")
@@ -72,6 +76,9 @@ class Settings(BaseSettings):
         "clerk_jwks_url",
         "clerk_issuer",
         "discord_gateway_url",
+        "openai_base_url",
+        "openai_api_key",
+        "openai_model",
         mode="before",
     )
     @classmethod
@@ -81,6 +88,11 @@ class Settings(BaseSettings):
     @property
     def clerk_enabled(self) -> bool:
         return bool(self.clerk_jwks_url)
+
+    @property
+    def openai_configured(self) -> bool:
+        """Whether the install has an OpenAI-compatible engine (a base URL and a model)."""
+        return bool(self.openai_base_url and self.openai_model)
 
     @property
     def is_sqlite(self) -> bool:
