@@ -7,7 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 from fastapi.responses import StreamingResponse
 
-from neonrain.contract import AgentActionBody, StatsBody, WorkerStatusBody
+from neonrain.contract import (
+    MAX_ID_LENGTH,
+    AgentActionBody,
+    CursorsBody,
+    StatsBody,
+    WorkerStatusBody,
+)
 from neonrain.crypto import constant_time_equals
 from neonrain.discord_link import service as discord_service
 from neonrain.errors import ApiError, validation_error
@@ -15,7 +21,7 @@ from neonrain.internal_api import service
 from neonrain.servers import reports
 from neonrain.servers.schemas import AgentActionCreated, StatsResult
 from neonrain.sharding import MAX_SHARDS
-from neonrain.state import Db, State
+from neonrain.state import Db, ReadDb, State
 
 
 async def require_internal_key(
@@ -76,3 +82,19 @@ async def agent_actions(body: AgentActionBody, db: Db) -> AgentActionCreated:
 async def worker_status(body: WorkerStatusBody, db: Db) -> Response:
     await discord_service.record_worker_status(db, body.tokens)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/cursors", status_code=status.HTTP_204_NO_CONTENT)
+async def record_cursors(body: CursorsBody, db: Db) -> Response:
+    await reports.record_cursors(db, body.cursors)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/cursors", response_model=CursorsBody)
+async def read_cursors(
+    db: ReadDb,
+    user_id: Annotated[list[str], Query(alias="userId", max_length=1000)],
+) -> CursorsBody:
+    if any(not 0 < len(u) <= MAX_ID_LENGTH for u in user_id):
+        raise validation_error("userId: each is an account id.")
+    return CursorsBody(cursors=tuple(await reports.read_cursors(db, user_id)))

@@ -12,20 +12,24 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, select, update
+from sqlalchemy import BigInteger, Table, bindparam, case, select, update
+from sqlalchemy import cast as cast_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from neonrain.accounts.models import User
 from neonrain.contract import (
     ACTION_PRECEDING_KEPT,
     EVENT_HELD_BACK,
     EVENT_RECEIVED,
     AgentActionBody,
+    ChannelCursor,
     StatEvent,
 )
-from neonrain.db.base import UTCDateTime
+from neonrain.db.base import UTCDateTime, utcnow
 from neonrain.db.dialect import dialect_insert
 from neonrain.errors import ApiError
 from neonrain.servers.models import AgentAction, Server, ServerDailyStat, UserServerConfig
+from neonrain.servers.models import ChannelCursor as ChannelCursor_
 from neonrain.servers.schemas import StatsResult
 
 
@@ -165,3 +169,66 @@ async def record_agent_action(session: AsyncSession, body: AgentActionBody) -> s
     session.add(action)
     await session.commit()
     return action.id
+
+
+# ------------------------------------------------------------------------------------ cursors
+
+
+async def record_cursors(session: AsyncSession, cursors: Sequence[ChannelCursor]) -> int:
+    """Keep the newest message id per (account, channel); cursors of unknown accounts are
+    ignored. Returns how many were stored."""
+    newest: dict[tuple[str, str], ChannelCursor] = {}
+    for cursor in cursors:
+        key = (cursor.user_id, cursor.channel_id)
+        known = newest.get(key)
+        if known is None or int(cursor.message_id) > int(known.message_id):
+            newest[key] = cursor
+    if not newest:
+        return 0
+    users = {user_id for user_id, _ in newest}
+    known_users = set(
+        (await session.scalars(select(User.id).where(User.id.in_(sorted(users))))).all()
+    )
+    rows = [
+        {
+            "user_id": c.user_id,
+            "channel_id": c.channel_id,
+            "guild_id": c.guild_id,
+            "message_id": c.message_id,
+            "updated_at": utcnow(),
+        }
+        for key, c in sorted(newest.items())
+        if c.user_id in known_users
+    ]
+    if not rows:
+        return 0
+    insert = dialect_insert(session, ChannelCursor_).values(rows)
+    stored = ChannelCursor_.__table__.c
+    await session.execute(
+        insert.on_conflict_do_update(
+            index_elements=["user_id", "channel_id"],
+            set_={
+                "message_id": insert.excluded.message_id,
+                "guild_id": insert.excluded.guild_id,
+                "updated_at": insert.excluded.updated_at,
+            },
+            where=cast_(insert.excluded.message_id, BigInteger)
+            > cast_(stored.message_id, BigInteger),
+        )
+    )
+    await session.commit()
+    return len(rows)
+
+
+async def read_cursors(session: AsyncSession, user_ids: Sequence[str]) -> list[ChannelCursor]:
+    if not user_ids:
+        return []
+    rows = await session.execute(
+        select(
+            ChannelCursor_.user_id,
+            ChannelCursor_.guild_id,
+            ChannelCursor_.channel_id,
+            ChannelCursor_.message_id,
+        ).where(ChannelCursor_.user_id.in_(sorted(set(user_ids))))
+    )
+    return [ChannelCursor(user_id=u, guild_id=g, channel_id=c, message_id=m) for u, g, c, m in rows]

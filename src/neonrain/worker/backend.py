@@ -11,7 +11,9 @@ import httpx
 
 from neonrain.contract import (
     AgentActionBody,
+    ChannelCursor,
     ContractError,
+    CursorsBody,
     StatEvent,
     StatsBody,
     TokensAnswer,
@@ -23,7 +25,20 @@ log = logging.getLogger(__name__)
 
 
 class BackendError(Exception):
-    """The web app could not be reached or answered with an error."""
+    """The web app could not be reached or answered with an error. ``status`` is the HTTP
+    status when there was an answer."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def permanent(self) -> bool:
+        """The web app refused this body for good: sending it again cannot help (a 4xx other
+        than 408 Request Timeout and 429 Too Many Requests)."""
+        return (
+            self.status is not None and 400 <= self.status < 500 and self.status not in (408, 429)
+        )
 
 
 def _unreachable(exc: httpx.HTTPError) -> BackendError:
@@ -89,7 +104,9 @@ class BackendClient:
         if response.status_code == 304:
             return TokensRead(True, response.headers.get("ETag", etag), None)
         if response.status_code != 200:
-            raise BackendError(f"tokens request answered {response.status_code}")
+            raise BackendError(
+                f"tokens request answered {response.status_code}", status=response.status_code
+            )
         try:
             answer = TokensAnswer.parse(response.content)
         except ContractError as exc:
@@ -103,13 +120,36 @@ class BackendClient:
         except httpx.HTTPError as exc:
             raise _unreachable(exc) from exc
         if response.status_code >= 300:
-            raise BackendError(f"{path} answered {response.status_code}: {response.text[:200]}")
+            raise BackendError(
+                f"{path} answered {response.status_code}: {response.text[:200]}",
+                status=response.status_code,
+            )
 
     async def post_stats(self, events: Sequence[StatEvent]) -> None:
         await self.post("/api/discord/stats", StatsBody(events=tuple(events)).wire())
 
     async def post_agent_action(self, action: AgentActionBody) -> None:
         await self.post("/api/discord/agent-actions", action.wire())
+
+    async def post_cursors(self, cursors: Sequence[ChannelCursor]) -> None:
+        await self.post("/api/discord/cursors", CursorsBody(cursors=tuple(cursors)).wire())
+
+    async def fetch_cursors(self, user_ids: Sequence[str]) -> list[ChannelCursor]:
+        """The newest message seen per watched channel of these accounts (for catching up)."""
+        try:
+            response = await self._http.get(
+                "/api/discord/cursors", params=[("userId", u) for u in user_ids]
+            )
+        except httpx.HTTPError as exc:
+            raise _unreachable(exc) from exc
+        if response.status_code != 200:
+            raise BackendError(
+                f"cursors request answered {response.status_code}", status=response.status_code
+            )
+        try:
+            return list(CursorsBody.model_validate_json(response.content).cursors)
+        except ValueError as exc:
+            raise BackendError("cursors answer does not match the contract") from exc
 
     async def post_worker_status(self, tokens: Sequence[WorkerTokenState]) -> None:
         await self.post("/api/discord/worker-status", WorkerStatusBody(tokens=tuple(tokens)).wire())
