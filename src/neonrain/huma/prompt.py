@@ -16,12 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final, Literal
+
+# Re-exported: the history format has always been imported from here.
+from neonrain.agents.history import HISTORY_LIMIT as HISTORY_LIMIT
+from neonrain.agents.history import format_history_line as format_history_line
+from neonrain.agents.history import join_history as join_history
 
 Platform = Literal["discord", "webchat"]
 
-HISTORY_LIMIT: Final = 50
 DESCRIPTION_TEXT_LIMIT: Final = 100
 ROUTER_TYPE: Final = "conversational"
 
@@ -278,25 +282,6 @@ def config_context_fields(config: ServerConfig) -> dict[str, Any]:
         fields["customPersonality"] = config.personality
     fields["importantWebsites"] = [site.to_context() for site in config.websites]
     return fields
-
-
-def _iso(timestamp: datetime | str) -> str:
-    if isinstance(timestamp, str):
-        return timestamp
-    if timestamp.tzinfo is None:
-        timestamp = timestamp.replace(tzinfo=UTC)
-    return timestamp.isoformat().replace("+00:00", "Z")
-
-
-def format_history_line(timestamp: datetime | str, author: str, content: str) -> str:
-    """One ``conversationHistory`` line: ``[<ISO timestamp>] <author>: <content>\\n``."""
-    return f"[{_iso(timestamp)}] {author}: {content}\n"
-
-
-def join_history(lines: Iterable[str], limit: int = HISTORY_LIMIT) -> str:
-    """The ``conversationHistory`` string: the last ``limit`` lines, oldest first."""
-    kept = list(lines)[-limit:] if limit > 0 else []
-    return "".join(line if line.endswith("\n") else line + "\n" for line in kept)
 
 
 def cut(text: str, limit: int) -> str:
