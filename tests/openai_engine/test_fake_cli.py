@@ -13,6 +13,7 @@ import openai
 from openai.types.chat import ChatCompletionMessageParam
 
 from neonrain.openai_engine import function_tools
+from tests.fakes.fake_openai import FakeOpenAI, quoting_reply
 from tests.webapp import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,3 +100,29 @@ async def test_standalone_fake_quotes_the_last_message() -> None:
     assert process.returncode == 0
     assert b"POST /v1/chat/completions -> 200" in output
     assert b"Stopped: 2 chat completions answered." in output
+
+
+async def test_the_documented_example_runs_against_the_fake() -> None:
+    """``docs/engines.md``'s local run: the example script, pointed at the fake model server."""
+    async with FakeOpenAI(default=quoting_reply) as fake:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "docs/openai_engine_example.py",
+            "--base-url",
+            fake.base_url,
+            "--model",
+            "fake-model",
+            "is anyone here?",
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await asyncio.wait_for(process.communicate(), 60)
+    text = output.decode()
+    assert process.returncode == 0, text
+    assert text.splitlines() == [
+        "you: is anyone here?",
+        "  (Nova is typing…)",
+        'Nova: You said: "is anyone here?"',
+    ]
+    assert len(fake.chat_requests) == 2
