@@ -27,7 +27,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 import socketio
 
-from neonrain.agents.secrets import redact as _redact
+from neonrain.agents.secrets import redact
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ JSONDict = dict[str, Any]
 #: REST requests one client sends at once (agent creations after a restart come in bursts).
 MAX_CONCURRENT_REQUESTS: Final = 16
 SleepFn = Callable[[float], Awaitable[None]]
+_redact = redact  # the name this module has always used
 
 
 # --------------------------------------------------------------------------------------- errors
