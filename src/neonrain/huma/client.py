@@ -27,6 +27,8 @@ from urllib.parse import quote, urlsplit
 import httpx
 import socketio
 
+from neonrain.agents.secrets import redact
+
 logger = logging.getLogger(__name__)
 
 HUMA_EVENT_TYPE: Final = "huma-0.1-event"
@@ -49,6 +51,7 @@ JSONDict = dict[str, Any]
 #: REST requests one client sends at once (agent creations after a restart come in bursts).
 MAX_CONCURRENT_REQUESTS: Final = 16
 SleepFn = Callable[[float], Awaitable[None]]
+_redact = redact  # the name this module has always used
 
 
 # --------------------------------------------------------------------------------------- errors
@@ -114,15 +117,6 @@ class HumaNotConnectedError(HumaError):
 
 
 # ------------------------------------------------------------------------------------ helpers
-
-
-def _redact(text: str, secret: str | None) -> str:
-    """``text`` with the secret (and its URL-encoded form) replaced, for logs and exceptions."""
-    if not secret:
-        return text
-    for form in {secret, quote(secret, safe="")}:
-        text = text.replace(form, "***")
-    return text
 
 
 def _find_code(data: object) -> str | None:

@@ -11,7 +11,14 @@ from typing import Any
 import aiohttp
 import discord
 
-from neonrain.contract import EVENT_RECEIVED, ServerEntry, TokenEntry, WorkerState
+from neonrain.contract import (
+    EVENT_RECEIVED,
+    STATUS_DETAIL_MAX,
+    ServerEntry,
+    TokenEntry,
+    WorkerState,
+    WorkerTokenState,
+)
 from neonrain.worker import discord_compat
 from neonrain.worker.agent import GuildAgent, HumaSettings
 from neonrain.worker.history import ChannelHistory, Entry
@@ -107,7 +114,14 @@ class TokenClient:
 
     def report(self, state: WorkerState, detail: str = "") -> None:
         for user_id, account in self.accounts.items():
-            self.reporter.state(user_id, state, detail, list(account.active_guilds))
+            self.reporter.state(
+                WorkerTokenState(
+                    user_id=user_id,
+                    state=state,
+                    detail=detail[:STATUS_DETAIL_MAX],
+                    guild_ids=tuple(sorted(account.active_guilds)),
+                )
+            )
 
     # -- lifecycle
 
@@ -173,7 +187,9 @@ class TokenClient:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
         for user_id in self.accounts:
-            self.reporter.state(user_id, "offline", "stopped")
+            self.reporter.state(
+                WorkerTokenState(user_id=user_id, state="offline", detail="stopped")
+            )
 
     # -- configuration
 
