@@ -69,9 +69,12 @@ def test_split_properties(text: str, limit: int) -> None:
     assert "".join("".join(chunks).split()) == "".join(text.split())
 
 
-def test_backoff_doubles_to_sixty_with_jitter() -> None:
+def test_backoff_doubles_to_eight_with_jitter() -> None:
+    """Eight seconds at most by default: an agent is back within 10 s of HUMA's return."""
     no_jitter = Backoff(rng=lambda: 0.0)
-    assert [no_jitter.next_delay() for _ in range(9)] == [1, 2, 4, 8, 16, 32, 60, 60, 60]
+    assert [no_jitter.next_delay() for _ in range(6)] == [1, 2, 4, 8, 8, 8]
+    longer = Backoff(maximum=60.0, rng=lambda: 0.0)
+    assert [longer.next_delay() for _ in range(9)] == [1, 2, 4, 8, 16, 32, 60, 60, 60]
     no_jitter.reset()
     assert no_jitter.next_delay() == 1
     full = Backoff(rng=lambda: 1.0)
@@ -79,7 +82,7 @@ def test_backoff_doubles_to_sixty_with_jitter() -> None:
     values = itertools.cycle([0.1, 0.9, 0.5])
     jittered = Backoff(rng=lambda: next(values))
     delays = [jittered.next_delay() for _ in range(12)]
-    assert all(d <= 60 for d in delays)
+    assert all(d <= 8 for d in delays)
     assert len(set(delays)) > 3
 
 

@@ -365,3 +365,37 @@ async def test_close_cancels_the_pending_message_and_can_delete_the_agent(
     assert session.state == "closed"
     await clock.advance(60)
     assert host.sent == []
+
+
+async def test_a_recreated_agent_may_reuse_tool_call_ids(
+    fake_huma: FakeHuma, make_session: SessionFactory, host: RecordingHost
+) -> None:
+    """Ids are unique within one agent only: a new agent's ``call-1`` is a new call."""
+    session = await make_session()
+    first = _agent(session)
+    await fake_huma.call_tool(first, "send_message", {"channel_id": "c1", "message": "one"},
+                              tool_call_id="call-1")  # fmt: skip
+    await fake_huma.wait_for_tool_result("call-1")
+    await fake_huma.forget_agent(first)  # HUMA lost it: the session makes a new one
+    await fake_huma.wait_for_agent(2)
+    await session.wait_connected()
+    second = _agent(session)
+    assert second != first
+    await fake_huma.call_tool(second, "send_message", {"channel_id": "c1", "message": "two"},
+                              tool_call_id="call-1")  # fmt: skip
+    await fake_huma.wait_until(lambda: len(fake_huma.tool_results("call-1")) == 2)
+    assert [text for _channel, text in host.sent] == ["one", "two"]
+
+
+async def test_a_repeated_tool_call_gets_its_answer_again(
+    fake_huma: FakeHuma, make_session: SessionFactory, host: RecordingHost
+) -> None:
+    session = await make_session()
+    agent_id = _agent(session)
+    arguments = {"channel_id": "c1", "message": "once"}
+    await fake_huma.call_tool(agent_id, "send_message", arguments, tool_call_id="call-9")
+    first = await fake_huma.wait_for_tool_result("call-9")
+    await fake_huma.call_tool(agent_id, "send_message", arguments, tool_call_id="call-9")
+    await fake_huma.wait_until(lambda: len(fake_huma.tool_results("call-9")) == 2)
+    assert fake_huma.tool_results("call-9")[1].content == first.content
+    assert host.sent == [("c1", "once")]  # carried out once

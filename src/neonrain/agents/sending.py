@@ -148,6 +148,11 @@ class SystemClock:
         await asyncio.sleep(seconds)
 
 
+#: Called with ``(channel_id, text)`` after the channel check and before typing; raises
+#: :class:`ToolError` to refuse the message (a Discord server's reply limit, for example).
+SendGate = Callable[[str, str], Awaitable[None]]
+
+
 # ----------------------------------------------------------------------------- MessageSender
 
 
@@ -192,10 +197,12 @@ class MessageSender:
         max_message_length: int = DISCORD_MESSAGE_LIMIT,
         log_prefix: str = "agent",
         log_fields: Callable[[], str] = str,
+        send_gate: SendGate | None = None,
     ) -> None:
         if typing_wpm <= 0:
             raise ValueError("typing_wpm must be positive")
         self._host = host
+        self._send_gate = send_gate
         self._supersede = supersede
         self._clock: Clock = clock or SystemClock()
         self._typing_wpm = typing_wpm
@@ -229,6 +236,8 @@ class MessageSender:
         while it is being typed.
         """
         await self._host.check_channel(channel_id)
+        if self._send_gate is not None:
+            await self._send_gate(channel_id, text)
         task = asyncio.current_task()
         assert task is not None
         if self._pending is not None:
@@ -287,6 +296,7 @@ __all__ = [
     "FetchedMessages",
     "MessageSender",
     "PendingMessage",
+    "SendGate",
     "Sent",
     "SystemClock",
     "ToolError",

@@ -164,7 +164,9 @@ class Backoff:
     """
 
     initial: float = 1.0
-    maximum: float = 60.0
+    # Short enough that agents answer again within seconds of HUMA coming back after an outage
+    # (a 60 s cap kept them silent for a minute more); the jitter still spreads the attempts.
+    maximum: float = 8.0
     factor: float = 2.0
     jitter: float = 0.2
     rng: Callable[[], float] = field(default=random.random)
@@ -499,7 +501,8 @@ class AgentConnection:
     """Keeps one HUMA agent connected.
 
     * No agent id yet → create the agent over REST (``name`` + ``metadata``).
-    * Connection dropped → reconnect to the same id after 1 s, 2 s, 4 s … 60 s (with jitter).
+    * Connection dropped → reconnect to the same id after 1 s, 2 s, 4 s, then every 8 s (with
+      jitter), so an agent is back within seconds of HUMA.
     * HUMA says ``AGENT_NOT_FOUND``/``AGENT_EXPIRED`` (refusal or ``error`` event) → create a new
       agent and connect to it; the listener learns the new id through ``on_agent_created``.
     * ``UNAUTHORIZED`` or a REST 401/403 → state ``failed``, :attr:`error` set, no more retries.
@@ -689,10 +692,11 @@ class AgentConnection:
 
     async def _reconnect_loop(self, *, immediate: bool) -> None:
         skip_delay = immediate
+        gone_before = False
         while self.state == "reconnecting":
             if not skip_delay:
                 delay = self.backoff.next_delay()
-                logger.info(
+                logger.debug(
                     "huma reconnect scheduled agent_id=%s delay=%.2fs attempt=%d",
                     self._agent_id,
                     delay,
@@ -707,13 +711,23 @@ class AgentConnection:
                 return
             except HumaAgentGoneError:
                 self._forget_agent()
-                # Recreate right away once; a storm of gone agents is still paced by the backoff.
-                skip_delay = self.backoff.attempt == 0
+                # Recreate right away (HUMA back after a restart that lost its agents); an agent
+                # that is gone again at once is paced by the backoff.
+                skip_delay = not gone_before
+                gone_before = True
+                continue
             except HumaError as exc:
                 if self._is_terminal(exc):
                     await self._fail(exc)
                     return
-                logger.warning("huma reconnect failed agent_id=%s error=%s", self._agent_id, exc)
+                attempt = self.backoff.attempt
+                if attempt <= 3 or attempt % 10 == 0:  # an outage must not flood the log
+                    logger.warning(
+                        "huma reconnect failed agent_id=%s attempt=%d error=%s",
+                        self._agent_id,
+                        attempt,
+                        exc,
+                    )
             except Exception as exc:  # never let the loop die silently; keep retrying
                 detail = _redact(f"{type(exc).__name__}: {exc}", self._api_key)
                 logger.error("huma reconnect error agent_id=%s error=%s", self._agent_id, detail)

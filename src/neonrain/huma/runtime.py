@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -33,6 +34,7 @@ from neonrain.agents.sending import (
     Clock,
     FetchedMessages,
     MessageSender,
+    SendGate,
     SystemClock,
     ToolError,
     ToolHost,
@@ -69,6 +71,7 @@ from neonrain.huma.prompt import (
 logger = logging.getLogger(__name__)
 
 REASON_CANCELED: Final = "Canceled by HUMA"
+MAX_REMEMBERED_ANSWERS: Final = 10_000
 REASON_DISCONNECTED: Final = "Connection to HUMA lost"
 
 
@@ -156,6 +159,7 @@ class AgentSession:
         backoff: Backoff | None = None,
         rest_timeout: float = 15.0,
         connect_timeout: float = 15.0,
+        send_gate: SendGate | None = None,
     ) -> None:
         self._host = host
         self._listener = listener or SessionListener()
@@ -168,6 +172,7 @@ class AgentSession:
             max_message_length=max_message_length,
             log_prefix="huma",
             log_fields=lambda: f"agent_id={self.agent_id}",
+            send_gate=send_gate,
         )
         self._owns_rest = rest is None
         self._rest = rest or HumaRestClient(api_url, api_key, timeout=rest_timeout)
@@ -187,8 +192,11 @@ class AgentSession:
             connect_timeout=connect_timeout,
         )
         self._tool_tasks: dict[str, asyncio.Task[None]] = {}
-        self._answered: set[str] = set()
+        # Answers given, by agent and tool-call id (ids are only unique within one agent: a
+        # recreated agent starts counting again), so a repeated call gets the same answer.
+        self._answered: OrderedDict[str, JSONDict] = OrderedDict()
         self._undelivered: JSONDict | None = None
+        self._background: set[asyncio.Task[bool]] = set()
         self._current_channel: tuple[str, str] | None = None
         self._send_seq = 0
         self._closed = False
@@ -298,10 +306,9 @@ class AgentSession:
         await self._cancel_pending(REASON_DISCONNECTED, notify_huma=False)
         pending = self._sender.pending
         sending = pending.task if pending is not None else None
-        for key, task in list(self._tool_tasks.items()):
+        for task in list(self._tool_tasks.values()):
             if task is not sending and not task.done():
-                task.cancel()
-                self._answered.add(key)
+                task.cancel()  # unanswered: if HUMA sends the call again, it runs again
         await self._notify(self._listener.state_changed("reconnecting"))
 
     async def on_agent_created(self, agent_id: str, previous_id: str | None) -> None:
@@ -323,6 +330,11 @@ class AgentSession:
         except Exception:
             logger.exception("huma session listener failed agent_id=%s", self.agent_id)
 
+    def _spawn_emit(self, content: JSONDict) -> None:
+        task = asyncio.create_task(self._try_emit(content), name="huma-repeat-answer")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def _try_emit(self, content: Mapping[str, Any]) -> bool:
         try:
             await self.connection.emit(content)
@@ -330,14 +342,17 @@ class AgentSession:
             return False
         return True
 
+    def _answer_key(self, tool_call_id: Any) -> str:
+        return f"{self.agent_id}/{tool_call_id}"
+
     async def _answer(self, tool_call_id: Any, content: JSONDict) -> None:
         """Send the one answer a tool call gets; later answers for the same id are dropped."""
-        key = str(tool_call_id)
+        key = self._answer_key(tool_call_id)
         if key in self._answered:
             return
-        self._answered.add(key)
-        if len(self._answered) > 10_000:  # bounded memory for long-lived agents
-            self._answered = {key}
+        self._answered[key] = content
+        if len(self._answered) > MAX_REMEMBERED_ANSWERS:  # bounded memory for long-lived agents
+            self._answered.popitem(last=False)
         if not await self._try_emit(content):
             logger.warning(
                 "huma tool result lost, not connected agent_id=%s tool_call_id=%s",
@@ -351,8 +366,17 @@ class AgentSession:
             logger.warning("huma tool call without id ignored agent_id=%s", self.agent_id)
             return
         key = str(call_id)
-        if key in self._tool_tasks or key in self._answered:
-            logger.info("huma duplicate tool call ignored agent_id=%s id=%s", self.agent_id, key)
+        if key in self._tool_tasks:
+            logger.info(
+                "huma duplicate tool call, still running agent_id=%s id=%s", self.agent_id, key
+            )
+            return
+        answered = self._answered.get(self._answer_key(call_id))
+        if answered is not None:
+            logger.info(
+                "huma duplicate tool call answered again agent_id=%s id=%s", self.agent_id, key
+            )
+            self._spawn_emit(answered)
             return
         self._send_seq += 1  # arrival order decides which send_message is the newest
         task = asyncio.create_task(
@@ -435,8 +459,6 @@ class AgentSession:
         )
         if notify_huma:
             await self._answer(pending.tool_call_id, tool_canceled(pending.tool_call_id, reason))
-        else:
-            self._answered.add(str(pending.tool_call_id))
         await self._notify(
             self._listener.pending_canceled(str(pending.tool_call_id), pending.channel_id, reason)
         )

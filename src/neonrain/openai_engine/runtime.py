@@ -39,6 +39,7 @@ from neonrain.agents.sending import (
     Clock,
     MessageSender,
     PendingMessage,
+    SendGate,
     SystemClock,
     ToolError,
     ToolHost,
@@ -182,12 +183,14 @@ class OpenAIAgent:
         http_client: httpx2.AsyncClient | None = None,
         max_message_length: int = DISCORD_MESSAGE_LIMIT,
         log_fields: str = "",
+        send_gate: SendGate | None = None,
     ) -> None:
         if typing_wpm <= 0:
             raise ValueError("typing_wpm must be positive")
         if max_model_calls < 1:
             raise ValueError("max_model_calls must be at least 1")
         self._host = host
+        self._send_gate = send_gate
         self._source = source
         self._platform: Platform = platform
         self._listener = listener or EngineListener()
@@ -320,6 +323,7 @@ class OpenAIAgent:
             max_message_length=self._max_length,
             log_prefix="openai",
             log_fields=lambda: self._log_fields,
+            send_gate=self._send_gate,
         )
 
     def _abandon_turn(self, channel: _Channel, reason: str) -> None:
