@@ -6,7 +6,10 @@ import asyncio
 import functools
 import getpass
 import logging
+import signal
 import sys
+import threading
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -65,6 +68,19 @@ def db_upgrade() -> None:
     except Exception as exc:
         typer.echo(f"upgrade failed, nothing was changed: {exc}", err=True)
         raise typer.Exit(1) from exc
+
+
+def _note_stop_signals() -> threading.Event:
+    """SIGINT/SIGTERM while the process is still importing and starting set an event instead of
+    killing it, so that even an early stop is a clean one."""
+    requested = threading.Event()
+
+    def note(_signum: int, _frame: FrameType | None) -> None:
+        requested.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, note)
+    return requested
 
 
 def build_app(settings: Settings, *, scraper: bool, worker: bool) -> FastAPI:
@@ -193,6 +209,7 @@ def worker(
     ] = None,
 ) -> None:
     """The Discord worker alone; reads its configuration from NEONRAIN_BACKEND_URL."""
+    stop_requested = _note_stop_signals()
     settings = get_settings()
     setup_logging(settings)
     if not settings.internal_api_key:
@@ -214,7 +231,7 @@ def worker(
         f"Neonrain worker{f' shard {parsed[0]}/{parsed[1]}' if parsed else ''} "
         f"reading its configuration from {settings.backend_url}"
     )
-    asyncio.run(run_standalone(settings, parsed))
+    asyncio.run(run_standalone(settings, parsed, stop_requested=stop_requested))
 
 
 @user_cli.command("create")

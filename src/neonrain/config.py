@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     port: int = Field(8000, alias="PORT", ge=0, le=65535)
     web_concurrency: int = Field(1, alias="WEB_CONCURRENCY", ge=1, le=64)
     log_level: str = Field("INFO", alias="NEONRAIN_LOG_LEVEL")
+    # Where a stopping worker keeps the reports it could not deliver (replayed at the next start).
+    worker_spool_dir: Path = Field(Path("."), alias="NEONRAIN_WORKER_SPOOL_DIR")
     ci: bool = Field(False, alias="CI")
 
     @field_validator("database_url")
@@ -97,6 +99,11 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    def worker_spool_file(self, shard: tuple[int, int] | None = None) -> Path:
+        """The report spool of a worker process (one per shard)."""
+        suffix = f"-{shard[0]}of{shard[1]}" if shard is not None else ""
+        return self.worker_spool_dir / f".neonrain-worker-spool{suffix}.json"
 
     def database_label(self) -> str:
         """The database URL without its password, for start-up lines and logs."""

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
@@ -28,3 +29,13 @@ def join_history(lines: Iterable[str], limit: int = HISTORY_LIMIT) -> str:
     """The ``conversationHistory`` string: the last ``limit`` lines, oldest first."""
     kept = list(lines)[-limit:] if limit > 0 else []
     return "".join(line if line.endswith("\n") else line + "\n" for line in kept)
+
+
+@dataclass(frozen=True)
+class ChatLine:
+    """One message of a channel's history, oldest first; ``from_agent`` marks the bot's own."""
+
+    author: str
+    content: str
+    timestamp: datetime
+    from_agent: bool = False

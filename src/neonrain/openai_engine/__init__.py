@@ -19,6 +19,7 @@ Typical use (Discord worker or web chat)::
     await agent.close()
 """
 
+from neonrain.agents.history import ChatLine
 from neonrain.openai_engine.client import (
     NO_API_KEY,
     EngineAuthError,
@@ -33,7 +34,6 @@ from neonrain.openai_engine.client import (
 )
 from neonrain.openai_engine.prompt import (
     WEBSITES_BUDGET,
-    ChatLine,
     build_messages,
     build_system_message,
     fit_websites,

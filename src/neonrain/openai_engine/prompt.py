@@ -15,13 +15,12 @@ tools; only the ``channel_id`` descriptions differ, because HUMA's refer to its 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from openai.types.chat import ChatCompletionFunctionToolParam, ChatCompletionMessageParam
 
-from neonrain.agents.history import HISTORY_LIMIT, iso_timestamp
+from neonrain.agents.history import HISTORY_LIMIT, ChatLine, iso_timestamp
 from neonrain.contract import ServerConfig, Website
 from neonrain.huma.prompt import (
     HONESTY_SECTION,
@@ -48,16 +47,6 @@ CHANNEL_ID_DESCRIPTIONS: Final[Mapping[str, str]] = {
         "The id of another channel of this server, from the list of channels in the instructions."
     ),
 }
-
-
-@dataclass(frozen=True)
-class ChatLine:
-    """One message of a channel's history, oldest first; ``from_agent`` marks the bot's own."""
-
-    author: str
-    content: str
-    timestamp: datetime
-    from_agent: bool = False
 
 
 # ------------------------------------------------------------------------------------- tools

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final, Literal, Protocol
 
-from neonrain.agents.history import HISTORY_LIMIT
+from neonrain.agents.history import HISTORY_LIMIT, ChatLine
 from neonrain.agents.sending import (
     DEFAULT_TYPING_WPM,
     DISCORD_MESSAGE_LIMIT,
@@ -70,7 +70,7 @@ from neonrain.openai_engine.client import (
     ModelToolCall,
     OpenAIEndpoint,
 )
-from neonrain.openai_engine.prompt import ChatLine, build_messages, function_tools
+from neonrain.openai_engine.prompt import build_messages, function_tools
 
 if TYPE_CHECKING:
     import httpx2

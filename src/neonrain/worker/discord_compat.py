@@ -52,3 +52,23 @@ def quiet_voice_warning() -> None:
     logger = logging.getLogger("discord.client")
     if _not_about_voice not in logger.filters:
         logger.addFilter(_not_about_voice)
+
+
+def _reconnect_in_one_line(record: logging.LogRecord) -> bool:
+    """discord.py logs every gateway reconnect as an ERROR with a traceback; an expected
+    reconnect is one WARNING line with the cause."""
+    if isinstance(record.msg, str) and record.msg.startswith("Attempting a reconnect"):
+        cause = record.exc_info[1] if record.exc_info else None
+        if cause is not None:
+            record.msg = f"{record.msg} ({type(cause).__name__}: {cause})"
+        record.exc_info = None
+        record.exc_text = None
+        record.levelno = logging.WARNING
+        record.levelname = "WARNING"
+    return True
+
+
+def quiet_reconnect_tracebacks() -> None:
+    logger = logging.getLogger("discord.client")
+    if _reconnect_in_one_line not in logger.filters:
+        logger.addFilter(_reconnect_in_one_line)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from neonrain.agents.history import ChatLine, format_history_line
 from neonrain.contract import AUTHOR_NAME_MAX, MESSAGE_TEXT_MAX, HistoryMessage
-from neonrain.huma.prompt import format_history_line
 
 HISTORY_PER_CHANNEL = 50
 
@@ -29,6 +29,15 @@ class Entry:
 
     def line(self) -> str:
         return self._line
+
+    def chat_line(self, bot_user_id: int | None) -> ChatLine:
+        """The entry for an OpenAI-compatible model: the bot's own messages are its own."""
+        return ChatLine(
+            author=self.author,
+            content=self.content,
+            timestamp=self.timestamp,
+            from_agent=bot_user_id is not None and self.author_id == str(bot_user_id),
+        )
 
     def as_action_message(self) -> HistoryMessage:
         return HistoryMessage(
@@ -76,6 +85,25 @@ class ChannelHistory:
         if limit is not None and limit < len(entries):
             return [entries[i].line() for i in range(len(entries) - limit, len(entries))]
         return [e.line() for e in entries]
+
+    def rename(self, author_id: str, author: str) -> None:
+        """Show every message of ``author_id`` under ``author`` (a person's server nickname
+        changed; rare, so the lines are formatted anew here rather than at every read)."""
+        if not any(e.author_id == author_id and e.author != author for e in self._entries):
+            return
+        renamed = [
+            replace(e, author=author) if e.author_id == author_id else e for e in self._entries
+        ]
+        self._entries.clear()
+        self._entries.extend(renamed)
+
+    def newest_id(self) -> int | None:
+        return self._entries[-1].id if self._entries else None
+
+    def get(self, message_id: int) -> Entry | None:
+        if message_id not in self._ids:
+            return None
+        return next((e for e in self._entries if e.id == message_id), None)
 
     def __len__(self) -> int:
         return len(self._entries)

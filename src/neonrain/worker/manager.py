@@ -6,6 +6,9 @@ import asyncio
 import contextlib
 import logging
 import random
+import threading
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
@@ -14,12 +17,18 @@ from neonrain.contract import TokenEntry
 from neonrain.huma import HumaRestClient
 from neonrain.worker.agent import HumaSettings
 from neonrain.worker.backend import BackendClient, BackendError
-from neonrain.worker.bot import TokenClient
+from neonrain.worker.bot import CursorSource, TokenClient
 from neonrain.worker.config import ConfigSnapshot
-from neonrain.worker.discord_compat import point_discord_py_at, quiet_voice_warning
+from neonrain.worker.discord_compat import (
+    point_discord_py_at,
+    quiet_reconnect_tracebacks,
+    quiet_voice_warning,
+)
 from neonrain.worker.reporting import Reporter
 
 if TYPE_CHECKING:
+    import httpx2
+
     from neonrain.config import Settings
 
 log = logging.getLogger(__name__)
@@ -33,9 +42,20 @@ class WorkerManager:
     """Diffs each configuration against the running clients: a token that appeared starts a
     client, one that disappeared stops that client only, the rest are updated in place."""
 
-    def __init__(self, reporter: Reporter, huma: HumaSettings | None) -> None:
+    def __init__(
+        self,
+        reporter: Reporter,
+        huma: HumaSettings | None,
+        *,
+        typing_wpm: float = 90.0,
+        openai_http: Callable[[], httpx2.AsyncClient] | None = None,
+        cursors: CursorSource | None = None,
+    ) -> None:
         self.reporter = reporter
         self.huma = huma
+        self.typing_wpm = typing_wpm
+        self._openai_http = openai_http
+        self._cursors = cursors
         self.clients: dict[str, TokenClient] = {}
 
     async def apply(self, snapshot: ConfigSnapshot) -> None:
@@ -55,7 +75,15 @@ class WorkerManager:
                 await running.update(accounts)
 
     def _start(self, token: str, accounts: list[TokenEntry]) -> None:
-        client = TokenClient(token, accounts, reporter=self.reporter, huma=self.huma)
+        client = TokenClient(
+            token,
+            accounts,
+            reporter=self.reporter,
+            huma=self.huma,
+            typing_wpm=self.typing_wpm,
+            openai_http=self._openai_http,
+            cursors=self._cursors,
+        )
         self.clients[token] = client
         log.info(
             "token added; connecting users=%s active_guilds=%d",
@@ -157,11 +185,13 @@ class Worker:
         long_poll: float = LONG_POLL_SECONDS,
         flush_seconds: float = 2.0,
         backend_transport: httpx.AsyncBaseTransport | None = None,
+        spool_file: Path | None = None,
     ) -> None:
         point_discord_py_at(discord_api_url, discord_gateway_url)
         quiet_voice_warning()
+        quiet_reconnect_tracebacks()
         self.backend = BackendClient(backend_url, api_key, transport=backend_transport)
-        self.reporter = Reporter(self.backend, flush_seconds=flush_seconds)
+        self.reporter = Reporter(self.backend, flush_seconds=flush_seconds, spool_file=spool_file)
         self._huma_rest = HumaRestClient(huma_api_url, huma_api_key) if huma_api_key else None
         huma = (
             HumaSettings(huma_api_url, huma_api_key, typing_wpm, self._huma_rest)
@@ -169,10 +199,27 @@ class Worker:
             else None
         )
         if huma is None:
-            log.warning("HUMA_API_KEY is not set: messages are counted but nobody answers")
-        self.manager = WorkerManager(self.reporter, huma)
+            log.warning(
+                "HUMA_API_KEY is not set: servers using HUMA count messages but do not answer"
+            )
+        self._openai_http: httpx2.AsyncClient | None = None
+        self.manager = WorkerManager(
+            self.reporter,
+            huma,
+            typing_wpm=typing_wpm,
+            openai_http=self._model_http,
+            cursors=self.backend.fetch_cursors,
+        )
         self.sync = ConfigSync(self.backend, self.manager, shard=shard, long_poll=long_poll)
         self._task: asyncio.Task[None] | None = None
+
+    def _model_http(self) -> httpx2.AsyncClient:
+        """One connection pool for every OpenAI-compatible agent, made on first use."""
+        if self._openai_http is None:
+            from neonrain.openai_engine.client import new_http_client
+
+            self._openai_http = new_http_client()
+        return self._openai_http
 
     @classmethod
     def from_settings(
@@ -184,7 +231,8 @@ class Worker:
         shard: tuple[int, int] | None = None,
         backend_transport: httpx.AsyncBaseTransport | None = None,
     ) -> Worker:
-        """A worker configured from the process settings (HUMA, Discord, typing speed)."""
+        """A worker configured from the process settings (HUMA, Discord, typing speed, where
+        undelivered reports are kept over a restart)."""
         return cls(
             backend_url=backend_url,
             api_key=api_key,
@@ -195,6 +243,7 @@ class Worker:
             discord_gateway_url=settings.discord_gateway_url,
             shard=shard,
             backend_transport=backend_transport,
+            spool_file=settings.worker_spool_file(shard),
         )
 
     async def start(self) -> None:
@@ -219,12 +268,22 @@ class Worker:
             log.warning("final report to the web app timed out")
         if self._huma_rest is not None:
             await self._huma_rest.aclose()
+        if self._openai_http is not None:
+            await self._openai_http.aclose()
         await self.backend.aclose()
         log.info("worker stopped")
 
 
-async def run_standalone(settings: Settings, shard: tuple[int, int] | None) -> None:
-    """``neonrain worker``: run until SIGINT/SIGTERM, then shut down within 10 s."""
+async def run_standalone(
+    settings: Settings,
+    shard: tuple[int, int] | None,
+    *,
+    stop_requested: threading.Event | None = None,
+) -> None:
+    """``neonrain worker``: run until SIGINT/SIGTERM, then shut down within 10 s.
+
+    ``stop_requested`` is set by a signal that arrived while the process was still starting (the
+    command installs its handlers first thing); the worker then stops at once, cleanly."""
     import signal
 
     from neonrain.process import freeze_startup_objects
@@ -237,6 +296,8 @@ async def run_standalone(settings: Settings, shard: tuple[int, int] | None) -> N
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    if stop_requested is not None and stop_requested.is_set():
+        stop.set()
     await worker.start()
     freeze_startup_objects()
     await stop.wait()
