@@ -51,16 +51,10 @@ def test_channel_scope(
     ],
 )
 def test_mentioned_mode(content: str, mentions: list[int], reply: bool, expected: bool) -> None:
-    assert (
-        addresses_bot(
-            content=content,
-            mentioned_ids=mentions,
-            bot_id=42,
-            bot_name="Nova",
-            replies_to_bot=reply,
-        )  # fmt: skip
-        is expected
+    found = addresses_bot(
+        content=content, mentioned_ids=mentions, bot_id=42, bot_name="Nova", replies_to_bot=reply
     )
+    assert found is expected
 
 
 def test_replies_per_hour_over_the_server() -> None:
