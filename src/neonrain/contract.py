@@ -88,6 +88,18 @@ def storable(value: str) -> str:
     return value
 
 
+def clean_text(value: str) -> str:
+    """``value`` made storable: NUL characters removed, lone surrogates replaced by U+FFFD. For
+    text that comes from elsewhere (Discord messages, names) and must not be refused."""
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return value
+
+
 #: Add to ``Annotated[str, ...]`` for every string that is stored.
 Storable = AfterValidator(storable)
 

@@ -30,6 +30,7 @@ from neonrain.contract import (
     HeldBack,
     MessageHistory,
     ServerEntry,
+    clean_text,
 )
 from neonrain.contract import OpenAIEndpoint as OpenAIEndpointEntry
 from neonrain.huma import (
@@ -464,12 +465,15 @@ class GuildAgent(SessionListener):
             user_id=self.user_id,
             guild_id=self.guild_id,
             channel_id=channel_id,
-            channel_name=channel.name[:CHANNEL_NAME_MAX],
-            agent_message=text[:MESSAGE_TEXT_MAX],
-            trigger_description=trigger_text[:TRIGGER_MAX],
+            channel_name=clean_text(channel.name)[:CHANNEL_NAME_MAX],
+            agent_message=clean_text(text)[:MESSAGE_TEXT_MAX],
+            trigger_description=clean_text(trigger_text)[:TRIGGER_MAX],
             message_history=MessageHistory(
                 preceding=tuple(e.as_action_message() for e in preceding[-ACTION_PRECEDING:]),
-                agent_response={"author": self.config.bot_name, "content": text[:MESSAGE_TEXT_MAX]},
+                agent_response={
+                    "author": self.config.bot_name,
+                    "content": clean_text(text)[:MESSAGE_TEXT_MAX],
+                },
             ),
             delivered=delivered,
             held_back=held_back,

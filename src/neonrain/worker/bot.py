@@ -37,6 +37,7 @@ from neonrain.contract import (
     WorkerReason,
     WorkerState,
     WorkerTokenState,
+    clean_text,
 )
 from neonrain.worker import behaviour, discord_compat
 from neonrain.worker.agent import (
@@ -539,11 +540,13 @@ class TokenClient:
         return content
 
     def entry(self, message: discord.Message) -> Entry:
+        """A message as the history keeps it; text from Discord is cleaned here, at the edge, of
+        what the web app cannot store (NUL, lone surrogates), so no report is ever refused."""
         return Entry(
             id=message.id,
-            author=self._display_name(message.guild, message.author),
+            author=clean_text(self._display_name(message.guild, message.author)),
             author_id=str(message.author.id),
-            content=self._content(message),
+            content=clean_text(self._content(message)),
             timestamp=message.created_at,
         )
 
