@@ -18,19 +18,25 @@ from .models import (
     FakeBot,
     FakeChannel,
     FakeGuild,
+    FakeMember,
     FakeMessage,
+    FakeRole,
+    FakeThread,
     FakeUser,
     Intent,
-    Permission,
+    MessageType,
 )
-from .server import (
+from .permissions import Overwrite, Permission
+from .ratelimit import Limit, RateLimits
+from .records import (
     FailureRule,
-    FakeDiscord,
     GatewayLogin,
     NicknameChange,
+    RateLimitHit,
     RecordedRequest,
     TypingCall,
 )
+from .server import FakeDiscord
 
 __all__ = [
     "ChannelType",
@@ -40,14 +46,22 @@ __all__ = [
     "FakeChannel",
     "FakeDiscord",
     "FakeGuild",
+    "FakeMember",
     "FakeMessage",
+    "FakeRole",
+    "FakeThread",
     "FakeUser",
     "GatewayLogin",
     "GatewaySession",
     "Intent",
+    "Limit",
+    "MessageType",
     "NicknameChange",
     "Op",
+    "Overwrite",
     "Permission",
+    "RateLimitHit",
+    "RateLimits",
     "RecordedRequest",
     "TypingCall",
     "discord_py_pointed_at",
