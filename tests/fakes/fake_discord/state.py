@@ -27,6 +27,17 @@ from .models import (
 
 _MENTION = re.compile(r"<@!?(\d{1,20})>")
 
+#: Who a helper acts on: a user or bot object, a member, or a user id.
+Someone = FakeUser | FakeBot | FakeMember | int
+
+
+def user_id_of(who: Someone) -> int:
+    if isinstance(who, int):
+        return who
+    if isinstance(who, FakeMember):
+        return who.user.id
+    return who.id
+
 
 class FakeState:
     def __init__(self, *, history_limit: int | None = None) -> None:
@@ -90,6 +101,15 @@ class FakeState:
             member = FakeMember(user=user, joined_at=dt.datetime.now(dt.UTC))
             guild.members[user.id] = member
         return member
+
+    def person_id(self, guild: FakeGuild, who: Someone | str) -> int:
+        """The user id of ``who``; a username names a person, created (and made a member of
+        ``guild``) if needed."""
+        if isinstance(who, str):
+            user = self.user_for(who, None, False)
+            self.ensure_member(guild, user)
+            return user.id
+        return user_id_of(who)
 
     def join(self, guild: FakeGuild, bot: FakeBot) -> FakeMember:
         """The bot joins with its managed role, which has what the invite link asked for."""
