@@ -246,8 +246,9 @@ class FakeBot:
         )
         return data
 
-    def application_payload(self) -> JSON:
+    def application_payload(self, guild_count: int = 0) -> JSON:
         """``GET /oauth2/applications/@me``: the application id equals the bot user's id."""
+        flags = self.application_flags()
         return {
             "id": str(self.id),
             "name": self.username,
@@ -261,7 +262,8 @@ class FakeBot:
             "bot_public": True,
             "bot_require_code_grant": False,
             "verify_key": "0" * 64,
-            "flags": self.application_flags(),
+            "flags": flags,
+            "flags_new": str(flags),
             "hook": True,
             "bot": self.user.payload(),
             "owner": {
@@ -272,6 +274,7 @@ class FakeBot:
                 "avatar": None,
                 "public_flags": 0,
                 "flags": 0,
+                "primary_guild": None,
             },
             "team": None,
             "redirect_uris": [],
@@ -279,6 +282,11 @@ class FakeBot:
             "role_connections_verification_url": None,
             "tags": [],
             "integration_types_config": {"0": {}},
+            "approximate_guild_count": guild_count,
+            "approximate_user_install_count": 0,
+            "approximate_user_authorization_count": 0,
+            "explicit_content_filter": 0,
+            "eligible_oauth2_scopes": [],
         }
 
 

@@ -358,7 +358,9 @@ class RestApi:
         return json_response(self._auth(request).me_payload())
 
     async def _get_application(self, request: web.Request) -> web.Response:
-        return json_response(self._auth(request).application_payload())
+        bot = self._auth(request)
+        guilds = sum(1 for g in self.state.guilds.values() if bot.id in g.members)
+        return json_response(bot.application_payload(guilds))
 
     async def _get_my_guilds(self, request: web.Request) -> web.Response:
         bot = self._auth(request)
