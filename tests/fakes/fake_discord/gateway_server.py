@@ -130,6 +130,12 @@ class GatewayServer:
             message, session.bot, intents=session.intents, gateway=True
         )
 
+    def member_added(self, guild: FakeGuild, member: FakeMember) -> None:
+        """GUILD_MEMBER_ADD: to bots with the GUILD_MEMBERS intent."""
+        data = member.payload()
+        data["guild_id"] = str(guild.id)
+        self.dispatch_to_guild(guild, "GUILD_MEMBER_ADD", data, intent=Intent.GUILD_MEMBERS)
+
     def member_updated(self, guild: FakeGuild, member: FakeMember) -> None:
         """GUILD_MEMBER_UPDATE: to the member's own sessions, others only with GUILD_MEMBERS."""
         data = member.payload()
@@ -295,8 +301,9 @@ class GatewayServer:
                 session.invalidated = True
             if session.invalidated:
                 self.sessions.pop(session.id, None)
+        bot = session.bot if session is not None else conn.identified_bot
         self.records.closed_connections.append(
-            (session.bot.id if session else None, conn.server_close_code or client_code)
+            (bot.id if bot is not None else None, conn.server_close_code or client_code)
         )
         self.changes.notify()
 
@@ -333,6 +340,7 @@ class GatewayServer:
         if bot is None or bot.revoked:
             conn.close(CloseCode.AUTHENTICATION_FAILED, "Authentication failed.")
             return
+        conn.identified_bot = bot
         intents = data.get("intents")
         if not isinstance(intents, int) or intents < 0 or intents & ~ALL_INTENTS:
             conn.close(CloseCode.INVALID_INTENTS, "Invalid intent(s).")

@@ -23,6 +23,8 @@ class RecordedRequest:
     bot_id: int | None
     status: int
     body: Any = None
+    #: When the request arrived (``time.time()``).
+    at: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -177,6 +177,7 @@ class RestApi:
             with contextlib.suppress(ValueError):
                 body = await request.json()
         status = 500
+        arrived = time.time()
         response: web.StreamResponse | None = None
         bucket: str | None = None
         try:
@@ -209,6 +210,7 @@ class RestApi:
                     bot_id=bot.id if bot else None,
                     status=status,
                     body=body,
+                    at=arrived,
                 )
             )
             if response is not None and status == 429:

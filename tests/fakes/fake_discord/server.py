@@ -78,6 +78,7 @@ class FakeDiscord(WorldBuilder, Driver):
             heartbeat_interval_ms=heartbeat_interval_ms,
             zlib_chunk_size=zlib_chunk_size,
         )
+        self.state.on_member_join = self.gateway.member_added
         self.limiter = RateLimiter(rate_limits or RateLimits.generous())
         self._stopping = asyncio.Event()
         self.rest = RestApi(

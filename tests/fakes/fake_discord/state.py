@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 
 from .models import (
     BOT_ROLE_PERMISSIONS,
@@ -52,6 +53,8 @@ class FakeState:
         self.dm_channels: dict[int, tuple[int, int]] = {}  # channel id -> (bot id, user id)
         self.history: dict[int, list[FakeMessage]] = {}
         self.messages: dict[int, FakeMessage] = {}
+        #: Called when someone becomes a member of a guild (the gateway's GUILD_MEMBER_ADD).
+        self.on_member_join: Callable[[FakeGuild, FakeMember], None] = lambda guild, member: None
 
     def new_id(self) -> int:
         return self._ids.next()
@@ -100,6 +103,7 @@ class FakeState:
         if member is None:
             member = FakeMember(user=user, joined_at=dt.datetime.now(dt.UTC))
             guild.members[user.id] = member
+            self.on_member_join(guild, member)
         return member
 
     def person_id(self, guild: FakeGuild, who: Someone | str) -> int:
