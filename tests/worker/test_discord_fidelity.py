@@ -115,17 +115,18 @@ async def test_a_refused_send_is_logged_once_and_reported(
         body={"message": "Missing Permissions", "code": 50013},
     )
     harness.huma.script("please answer", reply="I would like to.")
+
+    def results() -> list[Any]:
+        return [e for e in harness.huma.events if e.is_tool_result]
+
     for attempt in range(2):
         await harness.discord.post_user_message(
             guild.id, general, "ana", f"please answer {attempt}"
         )
-        await harness.huma.wait_until(
-            lambda n=attempt: len([e for e in harness.huma.events if e.is_tool_result]) > n,
-            timeout=10,
-        )
-    results = [e for e in harness.huma.events if e.is_tool_result]
-    assert all(r.content["success"] is False for r in results)
-    assert "Missing Permissions" in results[0].content["error"]
+        await harness.huma.wait_until(lambda: len(results()) > attempt, timeout=10)
+    answers = results()
+    assert all(r.content["success"] is False for r in answers)
+    assert "Missing Permissions" in answers[0].content["error"]
     refusals = [r for r in caplog.records if "discord refused the bot" in r.getMessage()]
     assert len(refusals) == 1, [r.getMessage() for r in refusals]
     await harness.wait_until(
