@@ -119,11 +119,14 @@ async def test_a_refused_send_is_logged_once_and_reported(
     def results() -> list[Any]:
         return [e for e in harness.huma.events if e.is_tool_result]
 
+    async def answered(count: int) -> None:
+        await harness.huma.wait_until(lambda: len(results()) >= count, timeout=10)
+
     for attempt in range(2):
         await harness.discord.post_user_message(
             guild.id, general, "ana", f"please answer {attempt}"
         )
-        await harness.huma.wait_until(lambda: len(results()) > attempt, timeout=10)
+        await answered(attempt + 1)
     answers = results()
     assert all(r.content["success"] is False for r in answers)
     assert "Missing Permissions" in answers[0].content["error"]
