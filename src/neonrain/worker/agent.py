@@ -513,6 +513,21 @@ class GuildAgent(SessionListener):
     async def agent_error(self, code: str | None, message: str) -> None:
         log.warning("huma agent error %s code=%s: %s", self._log_fields(), code, message)
 
+    async def pending_canceled(self, tool_call_id: str, channel_id: str, reason: str) -> None:
+        self.log_superseded(tool_call_id, channel_id, reason)
+
+    def log_superseded(self, tool_call_id: str, channel_id: str, reason: str) -> None:
+        """A reply being typed was taken back (a newer message, a Stop): not a lost reply, and
+        the log says so with the message that had triggered it."""
+        trigger = self._last_trigger.get(channel_id)
+        log.info(
+            "reply superseded %s tool_call=%s trigger_message=%s reason=%s",
+            self._log_fields(channel_id),
+            tool_call_id,
+            trigger.id if trigger is not None else None,
+            reason,
+        )
+
     async def close(self, *, delete_agent: bool) -> None:
         session, self.session = self.session, None
         if session is not None:
@@ -573,12 +588,7 @@ def _engine_events(agent: GuildAgent) -> EngineListener:
             )
 
         async def pending_canceled(self, tool_call_id: str, channel_id: str, reason: str) -> None:
-            log.info(
-                "pending message canceled %s id=%s reason=%s",
-                agent._log_fields(channel_id),
-                tool_call_id,
-                reason,
-            )
+            agent.log_superseded(tool_call_id, channel_id, reason)
 
         async def turn_failed(self, channel_id: str, error: EngineError) -> None:
             agent.connection.no_answer.note(
