@@ -354,9 +354,17 @@ class Summary:
     """How a server's state reads on the pages."""
 
     kind: SummaryKind
-    label: str
+    #: Active, Off, On, but not answering, On — checking…
+    headline: str
     #: The first problem's (or, while checking, the first unknown's) message.
-    reason: str | None
+    reason: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The whole state in words: the headline, and for a problem what it is."""
+        if self.kind == "not_answering":
+            return f"{self.headline}: {self.reason}"
+        return self.headline
 
 
 def first(readiness: ReadinessOut, state: CheckState) -> ReadinessCheck | None:
@@ -367,13 +375,11 @@ def summarize(readiness: ReadinessOut) -> Summary:
     """Active only when every check is ok; Off when switched off; otherwise why not."""
     active = next((c for c in readiness.checks if c.id == "active"), None)
     if active is not None and active.state != "ok":
-        return Summary("off", "Off", None)
+        return Summary("off", "Off")
     if readiness.ready:
-        return Summary("active", "Active", None)
+        return Summary("active", "Active")
     problem = first(readiness, "problem")
     if problem is not None:
-        return Summary(
-            "not_answering", f"On, but not answering: {problem.message}", problem.message
-        )
+        return Summary("not_answering", "On, but not answering", problem.message)
     pending = first(readiness, "unknown")
     return Summary("checking", "On — checking…", pending.message if pending else None)
