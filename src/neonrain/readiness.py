@@ -43,7 +43,7 @@ CHECK_TITLES: Final[Mapping[str, str]] = {
 }
 
 START_WORKER: Final = (
-    "`neonrain serve` runs it inside the web app; with `neonrain web`, run `neonrain worker` "
+    "“neonrain serve” runs it inside the web app; with “neonrain web”, run “neonrain worker” "
     "next to it (same INTERNAL_API_KEY, NEONRAIN_BACKEND_URL pointing at the web app)"
 )
 

@@ -347,7 +347,10 @@ _SUMMARIES = (
 
 async def summaries(session: AsyncSession, user_id: str) -> list[ConfigSummary]:
     rows = await session.execute(_SUMMARIES, {"user_id": user_id})
-    return [ConfigSummary(*row) for row in rows]
+    return [
+        ConfigSummary(guild_id, name, active, _engine(engine), sent, received)
+        for guild_id, name, active, engine, sent, received in rows
+    ]
 
 
 # ------------------------------------------------------------------------------------ stats
