@@ -7,7 +7,7 @@ cannot be stored is a validation error (400), never a database error (500).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic.alias_generators import to_camel
@@ -18,7 +18,11 @@ from neonrain.db.base import utcnow
 __all__ = [
     "MAX_ID_LENGTH",
     "ApiModel",
+    "CheckId",
+    "CheckState",
     "PatchBody",
+    "ReadinessCheck",
+    "ReadinessOut",
     "RequestBody",
     "Snowflake",
     "Storable",
@@ -69,3 +73,23 @@ def now_ms() -> datetime:
     timestamps read the same in the response that wrote them and in every later read."""
     now = utcnow()
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+#: What a bot needs to answer in a server (``neonrain.readiness`` computes them).
+CheckId = Literal["token", "gateway", "intent", "guild", "channels", "engine", "active"]
+CheckState = Literal["ok", "problem", "unknown"]
+
+
+class ReadinessCheck(ApiModel):
+    """One thing the bot needs: ``message`` says what is wrong and what to do (or what is fine)."""
+
+    id: CheckId
+    state: CheckState
+    message: str
+
+
+class ReadinessOut(ApiModel):
+    """Whether the bot can answer (``ready``: every check ok), and each check."""
+
+    ready: bool
+    checks: list[ReadinessCheck]

@@ -1,4 +1,4 @@
-"""The ``neonrain`` command: serve, web, worker, db upgrade, user create."""
+"""The ``neonrain`` command: serve, web, worker, db upgrade, user create, doctor."""
 
 from __future__ import annotations
 
@@ -275,6 +275,26 @@ def user_create(
         typer.echo(f"could not create the account: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"created account {credentials.email} ({user_id})")
+
+
+@cli.command()
+def doctor(
+    accounts: Annotated[
+        bool,
+        typer.Option("--accounts", help="Also check every server of every connected account."),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a machine-readable document instead.")
+    ] = False,
+) -> None:
+    """Check the database, secret key, HUMA, engines, Discord and the internal API key; exit 1
+    on any failure."""
+    from neonrain import doctor as checks
+
+    report = asyncio.run(checks.run(get_settings(), accounts=accounts))
+    typer.echo(report.json() if as_json else report.text())
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -2,20 +2,31 @@
 reaches into another's tables).
 
 * :func:`delete_server` — a server configuration and its chats' agents, in one transaction.
-* :func:`discord_status` — the dashboard's status: the bot (``discord_link``) and the totals of
-  the account's configurations (``servers``).
+* :func:`load_account` — what :mod:`neonrain.readiness` needs to know about an account.
+* :func:`discord_status` — the dashboard's status: the bot (``discord_link``), the totals of the
+  account's configurations (``servers``) and the account's readiness.
+* :func:`list_servers`, :func:`server_detail`, :func:`with_readiness` — configurations as the API
+  and the pages show them, each with its readiness.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from neonrain import readiness
 from neonrain.accounts.models import User
 from neonrain.chat import service as chat_service
 from neonrain.chat.hub import ChatHub
+from neonrain.config import Settings
 from neonrain.discord_link import service as discord_service
+from neonrain.discord_link.models import WorkerReport
 from neonrain.discord_link.schemas import StatusOut
+from neonrain.engines.models import EngineCredential
 from neonrain.servers import service as servers_service
+from neonrain.servers.schemas import ServerConfigOut, ServerDetail
 
 
 async def delete_server(session: AsyncSession, hub: ChatHub, user_id: str, server_id: str) -> None:
@@ -28,16 +39,115 @@ async def delete_server(session: AsyncSession, hub: ChatHub, user_id: str, serve
     await hub.server_config_deleted(released)
 
 
-async def discord_status(session: AsyncSession, user: User) -> StatusOut:
-    totals = await servers_service.totals(session, user.id)
-    report = await discord_service.worker_report(session, user.id)
+# ------------------------------------------------------------------------------------ readiness
+
+# The worker's report and whether the account has its own engine, in one query: every dashboard
+# read needs both (it is polled), so they are read together rather than by each domain apart.
+_ACCOUNT_FACTS = (
+    select(exists().where(EngineCredential.user_id == User.id).label("own_engine"), WorkerReport)
+    .select_from(User)
+    .outerjoin(WorkerReport, WorkerReport.user_id == User.id)
+    .where(User.id == bindparam("user_id"))
+)
+
+
+async def load_account(session: AsyncSession, settings: Settings, user: User) -> readiness.Account:
+    """The facts readiness is computed from (one query)."""
+    row = (await session.execute(_ACCOUNT_FACTS, {"user_id": user.id})).first()
+    own_engine, report = (bool(row[0]), row[1]) if row is not None else (False, None)
+    return readiness.account(
+        user, report, own_engine=own_engine, install=readiness.InstallEngines.of(settings)
+    )
+
+
+def _status(
+    user: User,
+    account: readiness.Account,
+    servers: Sequence[servers_service.ConfigSummary],
+    ready: int,
+) -> StatusOut:
+    active = [s for s in servers if s.bot_active]
     return StatusOut(
         connected=user.discord_token is not None,
-        server_count=totals.server_count,
-        active_server_count=totals.active_server_count,
-        total_messages_sent=totals.messages_sent,
-        total_messages_received=totals.messages_received,
+        server_count=len(servers),
+        active_server_count=len(active),
+        ready_server_count=ready,
+        total_messages_sent=sum(s.messages_sent for s in servers),
+        total_messages_received=sum(s.messages_received for s in servers),
         bot=discord_service.bot_out(user),
         invite_url=discord_service.bot_invite_url(user),
-        worker=discord_service.worker_state(user, report),
+        worker=discord_service.worker_state(user, account.report),
+        readiness=readiness.account_readiness(account, (s.engine for s in active)),
     )
+
+
+async def discord_status(
+    session: AsyncSession,
+    settings: Settings,
+    user: User,
+    account: readiness.Account | None = None,
+) -> StatusOut:
+    """``GET /api/discord/status``: two queries (the configurations' summaries, the account)."""
+    account = account or await load_account(session, settings, user)
+    servers = await servers_service.summaries(session, user.id)
+    ready = sum(readiness.server_readiness(account, s).ready for s in servers)
+    return _status(user, account, servers, ready)
+
+
+def with_readiness(config: ServerConfigOut, account: readiness.Account) -> ServerConfigOut:
+    return config.model_copy(update={"readiness": readiness.server_readiness(account, config)})
+
+
+async def list_servers(
+    session: AsyncSession,
+    settings: Settings,
+    user: User,
+    account: readiness.Account | None = None,
+) -> list[ServerConfigOut]:
+    account = account or await load_account(session, settings, user)
+    configs = await servers_service.list_configs(session, user.id)
+    return [with_readiness(config, account) for config in configs]
+
+
+async def dashboard(
+    session: AsyncSession,
+    settings: Settings,
+    user: User,
+    account: readiness.Account | None = None,
+) -> tuple[StatusOut, list[ServerConfigOut]]:
+    """The dashboard's status and server cards, from one read of each (the totals are summed
+    from the cards instead of being queried again)."""
+    account = account or await load_account(session, settings, user)
+    servers = await list_servers(session, settings, user, account)
+    summaries = [
+        servers_service.ConfigSummary(
+            guild_id=s.guild_id,
+            guild_name=s.guild_name,
+            bot_active=s.bot_active,
+            engine=s.engine,
+            messages_sent=s.messages_sent_count,
+            messages_received=s.messages_received_count,
+        )
+        for s in servers
+    ]
+    ready = sum(1 for s in servers if s.readiness is not None and s.readiness.ready)
+    return _status(user, account, summaries, ready), servers
+
+
+async def server_detail(
+    session: AsyncSession,
+    settings: Settings,
+    user: User,
+    server_id: str,
+    account: readiness.Account | None = None,
+) -> ServerDetail:
+    detail = await servers_service.server_detail(session, user.id, server_id)
+    account = account or await load_account(session, settings, user)
+    return detail.model_copy(update={"readiness": readiness.server_readiness(account, detail)})
+
+
+async def readiness_of(
+    session: AsyncSession, settings: Settings, user: User, config: ServerConfigOut
+) -> ServerConfigOut:
+    """``config`` (just written) with its readiness."""
+    return with_readiness(config, await load_account(session, settings, user))

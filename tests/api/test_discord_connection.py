@@ -310,6 +310,34 @@ async def test_status_without_anything(client: httpx.AsyncClient, user: ApiUser)
         "bot": None,
         "inviteUrl": None,
         "worker": {"state": "offline", "detail": "No bot is connected.", "updatedAt": None},
+        "readyServerCount": 0,
+        "readiness": {
+            "ready": False,
+            "checks": [
+                {
+                    "id": "token",
+                    "state": "problem",
+                    "message": "No bot is connected: connect your bot's token on the dashboard.",
+                },
+                {
+                    "id": "gateway",
+                    "state": "unknown",
+                    "message": "Checked once Discord accepts the bot token.",
+                },
+                {
+                    "id": "intent",
+                    "state": "unknown",
+                    "message": "Checked when the bot connects to Discord.",
+                },
+                {
+                    "id": "engine",
+                    "state": "problem",
+                    "message": "HUMA is not set up on this install (HUMA_API_KEY is missing): the "
+                    "operator sets it and restarts Neonrain, or this server uses an "
+                    "OpenAI-compatible engine instead.",
+                },
+            ],
+        },
     }
 
 

@@ -30,6 +30,7 @@ CONFIG_FIELDS = {
     "id", "serverId", "guildId", "guildName", "guildIconUrl", "botName", "botActive",
     "personality", "rules", "information", "messagesSentCount", "messagesReceivedCount",
     "lastMessageSentAt", "lastMessageReceivedAt", "websiteCount", "createdAt", "updatedAt",
+    "engine", "readiness",
 }  # fmt: skip
 
 
@@ -49,6 +50,11 @@ async def test_add_server_returns_the_seed_shape(
     assert (server["personality"], server["rules"], server["information"]) == ("", "", "")
     assert server["messagesSentCount"] == server["messagesReceivedCount"] == 0
     assert server["websiteCount"] == 0
+    assert server["engine"] == "huma"
+    assert server["readiness"]["ready"] is False
+    assert [c["id"] for c in server["readiness"]["checks"]] == [
+        "token", "gateway", "intent", "guild", "channels", "engine", "active"
+    ]  # fmt: skip
     assert server["createdAt"].endswith("Z")
     assert server["id"] != server["serverId"]
     assert await generation_of(app) > before

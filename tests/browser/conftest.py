@@ -140,7 +140,15 @@ def chromium() -> Path:
 
 
 @pytest.fixture
-def live_app(tmp_path: Path, sqlite_template: Path) -> Iterator[LiveApp]:
+def live_settings() -> dict[str, str]:
+    """Extra settings of the live app (a test module overrides this fixture to change them)."""
+    return {}
+
+
+@pytest.fixture
+def live_app(
+    tmp_path: Path, sqlite_template: Path, live_settings: dict[str, str]
+) -> Iterator[LiveApp]:
     database = tmp_path / "browser.db"
     shutil.copyfile(sqlite_template, database)
     discord_loop = ThreadLoop("fake-discord")
@@ -151,6 +159,7 @@ def live_app(tmp_path: Path, sqlite_template: Path) -> Iterator[LiveApp]:
         tmp_path,
         DISCORD_API_URL=fake.api_url,
         NEONRAIN_ALLOW_PRIVATE_URLS="true",
+        **live_settings,
     )
     app = create_app(settings, background=[background.scraper])
     port = free_port()

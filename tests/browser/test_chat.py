@@ -180,7 +180,12 @@ def test_three_pane_chat_flow(browser: Any, chat_live: ChatLive) -> None:
     activate = page.get_by_role("button", name="Activate bot in Rust Lovers")
     expect(activate).to_be_visible()
     activate.click()
-    expect(page.locator("#chat-status")).to_contain_text("The bot is now active in Rust Lovers")
+    # No Discord worker runs here, and the chat says so instead of promising answers.
+    expect(page.locator("#chat-status")).to_contain_text(
+        "Switched on in Rust Lovers, but the bot is not answering: The Discord worker has not "
+        "picked up this bot yet"
+    )
+    expect(page.get_by_test_id("chat-readiness")).to_contain_text("not answering on Discord")
     expect(activate).to_be_hidden()
 
     # A second chat on the other server; the sidebar groups and filters by server.

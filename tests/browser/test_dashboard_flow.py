@@ -21,6 +21,26 @@ PASSWORD = "correct horse battery"
 HISTORY = [(d, 5 + (d * 7) % 23, 3 + (d * 5) % 17) for d in range(1, 29, 2)]
 
 
+@pytest.fixture
+def live_settings() -> dict[str, str]:
+    """An install with an agent engine (HUMA; never called here), so that a server can be ready."""
+    return {"HUMA_API_KEY": "browser-flow-huma-key", "HUMA_API_URL": "http://127.0.0.1:9"}
+
+
+def guild_report(user_id: str, guild_id: str) -> dict[str, Any]:
+    """What the worker reports once it watches the guild: online, in it, channels usable."""
+    return {
+        "tokens": [
+            {
+                "userId": user_id, "state": "online", "detail": "Connected to 1 server",
+                "guildIds": [guild_id],
+                "guilds": [{"guildId": guild_id, "present": True, "channelsWatched": 2,
+                            "channelsReadable": 2, "channelsSendable": 2}],
+            }
+        ]
+    }  # fmt: skip
+
+
 def expect(target: Any) -> Any:
     from playwright.sync_api import expect as playwright_expect
 
@@ -87,7 +107,7 @@ def configure(page: Any, server_id: str, values: dict[str, str]) -> None:
 def test_dashboard_flow(browser: Any, live_app: LiveApp) -> None:
     live = live_app
     bot = live.discord(lambda: live.fake.add_bot(TOKEN, "Rainbot"))
-    live.discord(lambda: live.fake.add_guild("Alpha Guild", bots=[bot]))
+    alpha = live.discord(lambda: live.fake.add_guild("Alpha Guild", bots=[bot]))
     beta = live.discord(lambda: live.fake.add_guild("Beta Guild", bots=[bot]))
     live.discord(lambda: [live.fake.add_guild(f"Extra {n}", bots=[bot]) for n in range(8)])
     page = new_page(browser, live)
@@ -147,8 +167,15 @@ def test_dashboard_flow(browser: Any, live_app: LiveApp) -> None:
     expect(switch).to_have_attribute("aria-checked", "false")
     switch.click()
     expect(switch).to_have_attribute("aria-checked", "true")
-    expect(page.locator("#activation-status")).to_contain_text("now active in Alpha Guild")
-    expect(page.locator('[data-live="active-badge"]')).to_have_text("Active")
+    # The worker has not reported on the guild yet: on, but not promised to answer.
+    expect(page.locator("#activation-status")).to_contain_text(
+        "Switched on in Alpha Guild; checking that the bot can answer there"
+    )
+    expect(page.locator('[data-live="active-badge"]')).to_have_text("On — checking…")
+    live.post_internal("/api/discord/worker-status", guild_report(ada_id, str(alpha.id)))
+    expect(page.locator('[data-live="active-badge"]')).to_have_text("Active", timeout=8000)
+    expect(switch).to_have_attribute("data-state", "active")
+    expect(page.locator('#readiness [data-state="ok"]')).to_have_count(7)
     page.goto("/dashboard")
     card_switch = page.get_by_role("switch", name="Bot active in Alpha Guild")
     expect(card_switch).to_have_attribute("aria-checked", "true")
@@ -249,6 +276,7 @@ def test_dashboard_flow(browser: Any, live_app: LiveApp) -> None:
     expect(page.get_by_test_id("response-rate")).to_have_text(f"{rate}%")
 
     # ---------------------------------------------------------------- screenshots
+    live.post_internal("/api/discord/worker-status", guild_report(ada_id, str(alpha.id)))
     shoot(page, "dashboard", "/dashboard")
     shoot(page, "server", f"/dashboard/servers/{alpha_id}")
     page.set_viewport_size({"width": 1280, "height": 900})

@@ -210,7 +210,8 @@ async def test_dashboard_with_servers_shows_cards(
     assert f'href="/dashboard/servers/{first["serverId"]}"' in html
     assert f'href="/dashboard/servers/{second["serverId"]}"' in html
     assert "No servers yet" not in html
-    assert 'data-testid="server-count">2<' in html and "(1 active)" in html
+    assert 'data-testid="server-count">2<' in html
+    assert 'data-testid="active-count">1<' in html and 'data-testid="ready-count">0<' in html
     assert 'data-testid="total-received">4<' in html
     assert 'data-testid="total-sent">3<' in html
     assert 'data-testid="response-rate">75%<' in html
@@ -235,7 +236,7 @@ async def test_server_page_shows_configuration_websites_stats_and_actions(
     html = (await http.get(path)).text
     assert "Guild One" in html and "← All servers" in html
     assert 'id="bot-active"' in html and 'role="switch"' in html
-    assert "Inactive" in html
+    assert 'data-testid="server-state" data-state="off"' in html
     for field, limit in (("botName", 32), ("personality", 4000), ("rules", 4000),
                          ("information", 20000)):  # fmt: skip
         assert f'id="cfg-{field}"' in html

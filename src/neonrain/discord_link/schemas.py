@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from neonrain.api_types import ApiModel, RequestBody
+from neonrain.api_types import ApiModel, ReadinessOut, RequestBody
 from neonrain.contract import WorkerState
 
 
@@ -52,9 +52,14 @@ class WorkerOut(ApiModel):
 class StatusOut(ApiModel):
     connected: bool
     server_count: int
+    #: Servers switched on, whether or not the bot can answer there.
     active_server_count: int
+    #: Servers switched on whose bot can answer (every readiness check ok).
+    ready_server_count: int
     total_messages_sent: int
     total_messages_received: int
     bot: BotOut | None
     invite_url: str | None
     worker: WorkerOut
+    #: The account-level checks: token, gateway, intent, engine.
+    readiness: ReadinessOut

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import Delete, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from neonrain.accounts.models import TOKEN_STATUSES, User
@@ -122,18 +122,31 @@ async def connect(
             "This token belongs to a person's account, not a bot. Create a bot in the Discord "
             "Developer Portal and use its token.",
         )
+    same_bot = user.discord_token is not None and user.discord_bot_id == me.id
     user.discord_token = cipher.encrypt(token)
     user.discord_token_status = TOKEN_VALID
     user.discord_bot_id = me.id
     user.discord_bot_username = me.username
     user.discord_bot_avatar = me.avatar
-    # The previous token's live state no longer applies.
-    await session.execute(delete(WorkerReport).where(WorkerReport.user_id == user.id))
+    await session.execute(_stale_reports(user.id, same_bot=same_bot))
     await mark_config_changed(session, [user.id])
     await session.commit()
     bot = bot_out(user)
     assert bot is not None
     return ConnectOut(connected=True, bot=bot, invite_url=invite_url(me.id))
+
+
+def _stale_reports(user_id: str, *, same_bot: bool) -> Delete:
+    """The worker reports that no longer describe the account's bot after a connect. Another
+    bot's live state does not apply; the same bot's does (the worker keeps its connection, so
+    dropping the report would show it offline until the next heartbeat) — unless it says the
+    token was rejected, which the token just accepted replaces."""
+    query = delete(WorkerReport).where(WorkerReport.user_id == user_id)
+    if same_bot:
+        query = query.where(
+            or_(WorkerReport.reason == "token_rejected", WorkerReport.state == "token_invalid")
+        )
+    return query
 
 
 async def disconnect(session: AsyncSession, user: User) -> DisconnectOut:

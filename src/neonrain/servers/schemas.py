@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from pydantic import Field, StrictBool, StringConstraints
 
-from neonrain.api_types import ApiModel, PatchBody, RequestBody, Snowflake, Storable
-from neonrain.contract import BOT_NAME_MAX, INFORMATION_MAX, PERSONALITY_MAX, RULES_MAX
+from neonrain.api_types import ApiModel, PatchBody, ReadinessOut, RequestBody, Snowflake, Storable
+from neonrain.contract import BOT_NAME_MAX, INFORMATION_MAX, PERSONALITY_MAX, RULES_MAX, Engine
 from neonrain.websites.schemas import WebsiteOut
 
 BotName = Annotated[
@@ -48,8 +48,12 @@ class ServerConfigOut(ApiModel):
     last_message_sent_at: str | None
     last_message_received_at: str | None
     website_count: int
+    engine: Engine
     created_at: str
     updated_at: str
+    #: Whether the bot can answer there, and why not (``neonrain.readiness``); every API answer
+    #: carrying a configuration fills it in.
+    readiness: ReadinessOut | None = None
 
 
 class ServerList(ApiModel):

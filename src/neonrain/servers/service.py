@@ -1,5 +1,5 @@
 """Server configurations of one account: list, add, read, update, delete, stats, agent actions,
-the totals of the dashboard, and the configuration as the agent sees it (``server_entry``).
+the dashboard's summaries, and the configuration as the agent sees it (``server_entry``).
 
 Every function takes the signed-in user's id and scopes its queries to it: another account's ids
 look exactly like ids that do not exist (404).
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, and_, bindparam, case, delete, func, or_, select
+from sqlalchemy import ColumnElement, ScalarSelect, and_, bindparam, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +23,7 @@ from neonrain.contract import (
     DEFAULT_BOT_NAME,
     SERVER_ENTRY_KEYS,
     WEBSITE_ENTRY_KEYS,
+    Engine,
     ServerEntry,
 )
 from neonrain.crypto import TokenCipher
@@ -78,9 +79,14 @@ def config_out(config: UserServerConfig, server: Server, website_count: int) -> 
         last_message_sent_at=iso(config.last_message_sent_at),
         last_message_received_at=iso(config.last_message_received_at),
         website_count=website_count,
+        engine=_engine(config.engine),
         created_at=iso(config.created_at) or "",
         updated_at=iso(config.updated_at) or "",
     )
+
+
+def _engine(value: str) -> Engine:
+    return "openai" if value == "openai" else "huma"
 
 
 async def get_config(
@@ -309,31 +315,42 @@ async def guild_choices(
     ]
 
 
-# ------------------------------------------------------------------------------------ totals
+# ------------------------------------------------------------------------------------- summaries
 
 
 @dataclass(frozen=True, slots=True)
-class Totals:
-    """The dashboard's totals over an account's configurations."""
+class ConfigSummary:
+    """What the dashboard's status needs of one configuration: its switch, engine and counts."""
 
-    server_count: int
-    active_server_count: int
+    guild_id: str
+    guild_name: str
+    bot_active: bool
+    engine: str
     messages_sent: int
     messages_received: int
 
 
-# Built once: the dashboard polls it.
-_TOTALS = select(
-    func.count(UserServerConfig.id),
-    func.coalesce(func.sum(case((UserServerConfig.bot_active, 1), else_=0)), 0),
-    func.coalesce(func.sum(UserServerConfig.messages_sent_count), 0),
-    func.coalesce(func.sum(UserServerConfig.messages_received_count), 0),
-).where(UserServerConfig.user_id == bindparam("user_id"))
+# Built once: the dashboard polls it (one short row per configuration, no texts).
+_SUMMARIES = (
+    select(
+        Server.guild_id,
+        Server.guild_name,
+        UserServerConfig.bot_active,
+        UserServerConfig.engine,
+        UserServerConfig.messages_sent_count,
+        UserServerConfig.messages_received_count,
+    )
+    .join(Server, Server.id == UserServerConfig.server_id)
+    .where(UserServerConfig.user_id == bindparam("user_id"))
+)
 
 
-async def totals(session: AsyncSession, user_id: str) -> Totals:
-    count, active, sent, received = (await session.execute(_TOTALS, {"user_id": user_id})).one()
-    return Totals(int(count), int(active), int(sent), int(received))
+async def summaries(session: AsyncSession, user_id: str) -> list[ConfigSummary]:
+    rows = await session.execute(_SUMMARIES, {"user_id": user_id})
+    return [
+        ConfigSummary(guild_id, name, active, _engine(engine), sent, received)
+        for guild_id, name, active, engine, sent, received in rows
+    ]
 
 
 # ------------------------------------------------------------------------------------ stats
@@ -516,8 +533,8 @@ async def server_entry(
 
 __all__ = [
     "SERVER_ENTRY_COLUMNS",
+    "ConfigSummary",
     "ServerNotFound",
-    "Totals",
     "activity_series",
     "add_server",
     "config_out",
@@ -531,6 +548,6 @@ __all__ = [
     "server_detail",
     "server_entry",
     "server_entry_fields",
-    "totals",
+    "summaries",
     "update_config",
 ]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from neonrain import flows
 from neonrain.accounts.deps import identify
 from neonrain.chat import service
-from neonrain.servers import service as servers_service
 from neonrain.state import ReadDb, State
 from neonrain.web.pages import login_redirect, render_page
 
@@ -19,7 +19,7 @@ async def chat_page(request: Request, db: ReadDb, state: State) -> Response:
     identity = await identify(request, db, state)
     if identity is None:
         return login_redirect(request)
-    servers = await servers_service.list_configs(db, identity.user.id)
+    servers = await flows.list_servers(db, state.settings, identity.user)
     return render_page(
         request,
         "chat.html",
@@ -32,6 +32,7 @@ async def chat_page(request: Request, db: ReadDb, state: State) -> Response:
                     "name": s.guild_name,
                     "botActive": s.bot_active,
                     "botName": s.bot_name,
+                    "readiness": s.readiness.model_dump(by_alias=True) if s.readiness else None,
                 }
                 for s in servers
             ],

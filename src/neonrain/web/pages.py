@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from neonrain import flows
+from neonrain import flows, readiness
 from neonrain.accounts import service as accounts_service
 from neonrain.accounts.deps import (
     CSRF_COOKIE,
@@ -95,24 +95,19 @@ def not_found_page(request: Request) -> Response:
     )
 
 
-async def _discord_context(db: AsyncSession, identity: Identity) -> dict[str, Any]:
-    status = await flows.discord_status(db, identity.user)
+def _discord_context(identity: Identity, status: StatusOut) -> dict[str, Any]:
     return {
         "status": status,
         "token_rejected": identity.user.discord_token_status == discord_service.TOKEN_INVALID,
     }
 
 
-def _can_activate(identity: Identity, status: StatusOut) -> str | None:
-    """Why the bot cannot be switched on, or None when it can."""
-    if not status.connected:
+def _can_activate(account: readiness.Account) -> str | None:
+    """Why the bot cannot be switched on (no token, token rejected), or None when it can."""
+    if not account.connected:
         return "Connect your Discord bot first (Dashboard → Discord connection)."
-    if (
-        identity.user.discord_token_status == discord_service.TOKEN_INVALID
-        or status.worker.state == "token_invalid"
-    ):
-        return discord_service.TOKEN_REJECTED
-    return None
+    token = readiness.token_check(account)
+    return token.message if token.state != "ok" else None
 
 
 async def _sparklines(
@@ -209,17 +204,17 @@ async def dashboard(request: Request, db: ReadDb, state: State) -> Response:
     identity = await identify(request, db, state)
     if identity is None:
         return _login_redirect(request)
-    discord = await _discord_context(db, identity)
-    servers = await servers_service.list_configs(db, identity.user.id)
+    account = await flows.load_account(db, state.settings, identity.user)
+    status, servers = await flows.dashboard(db, state.settings, identity.user, account)
     sparklines = await _sparklines(db, identity.user.id)
     context = {
         "title": "Dashboard",
         "nav": "dashboard",
-        **discord,
+        **_discord_context(identity, status),
         "servers": servers,
         "sparklines": sparklines,
         "blank_sparkline": views.sparkline([0] * SPARKLINE_DAYS),
-        "activation_blocked": _can_activate(identity, discord["status"]),
+        "activation_blocked": _can_activate(account),
         "last_activity": {
             s.server_id: views.later(s.last_message_sent_at, s.last_message_received_at)
             for s in servers
@@ -233,8 +228,9 @@ async def server_page(request: Request, server_id: str, db: ReadDb, state: State
     identity = await identify(request, db, state)
     if identity is None:
         return _login_redirect(request)
+    account = await flows.load_account(db, state.settings, identity.user)
     try:
-        detail = await servers_service.server_detail(db, identity.user.id, server_id)
+        detail = await flows.server_detail(db, state.settings, identity.user, server_id, account)
         stats = await servers_service.daily_stats(db, identity.user.id, server_id, CHART_DAYS)
         before = request.query_params.get("actionsBefore") or None
         try:
@@ -249,17 +245,15 @@ async def server_page(request: Request, server_id: str, db: ReadDb, state: State
             )
     except servers_service.ServerNotFound:
         return not_found_page(request)
-    discord = await _discord_context(db, identity)
     chart = views.daily_chart([(d.date, d.messages_received, d.messages_sent) for d in stats.days])
     context = {
         "title": detail.guild_name,
         "nav": "dashboard",
-        **discord,
         "server": detail,
         "chart": chart,
         "actions": [_action_view(a) for a in page.actions],
         "next_cursor": page.next_cursor,
-        "activation_blocked": _can_activate(identity, discord["status"]),
+        "activation_blocked": _can_activate(account),
         "limits": {
             "botName": BOT_NAME_MAX,
             "personality": PERSONALITY_MAX,
@@ -275,11 +269,11 @@ async def settings_page(request: Request, db: ReadDb, state: State) -> Response:
     identity = await identify(request, db, state)
     if identity is None:
         return _login_redirect(request)
-    discord = await _discord_context(db, identity)
+    status = await flows.discord_status(db, state.settings, identity.user)
     context = {
         "title": "Settings",
         "nav": "settings",
-        **discord,
+        **_discord_context(identity, status),
         "has_password": identity.user.password_hash is not None,
     }
     return _render(request, "settings.html", context, identity=identity)

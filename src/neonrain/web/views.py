@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from urllib.parse import urlsplit
 
+from neonrain.api_types import ReadinessOut
+from neonrain.readiness import CHECK_TITLES, Summary, summarize
+
 #: Limits of the configuration fields (api.md, ``PUT /api/servers/:serverId``).
 WEBSITE_URL_MAX = 2048
 WEBSITE_NAME_MAX = 100
@@ -106,6 +109,20 @@ def safe_next(target: str | None, default: str = "/dashboard") -> str:
     if any(ord(ch) < 32 for ch in target):
         return default
     return target
+
+
+# ------------------------------------------------------------------------------------ readiness
+
+
+def server_state(readiness: ReadinessOut | None, bot_active: bool) -> Summary:
+    """A server's state as its badge says it (``neonrain.readiness.summarize``)."""
+    if readiness is None:  # not computed: never claim that the bot answers
+        return Summary("checking", "On — checking…") if bot_active else Summary("off", "Off")
+    return summarize(readiness)
+
+
+def check_title(check_id: str) -> str:
+    return CHECK_TITLES.get(check_id, check_id)
 
 
 # ------------------------------------------------------------------------------------ charts

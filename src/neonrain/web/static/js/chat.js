@@ -1,6 +1,8 @@
 // The /chat page (web-ui.md § /chat): chats grouped by server, 1/3/5 panes each with its own
 // WebSocket (api.md § Chat), personas, send to all, load earlier, reconnect with backoff.
-import { api, confirmAction, relativeTime, say } from "/static/js/common.js";
+import {
+  api, confirmAction, REFRESH_MS, relativeTime, say, serverState, switchedMessage,
+} from "/static/js/common.js";
 
 const DATA = JSON.parse(document.getElementById("chat-data").textContent);
 const SERVERS = new Map(DATA.servers.map((s) => [s.id, s]));
@@ -439,6 +441,38 @@ function renderHeader() {
     : `${where} · ${server ? server.botName : "agent"} · ${group.paneCount} pane${group.paneCount === 1 ? "" : "s"}`;
   $("activate-bot").hidden = !(server && !server.botActive && !group.readOnly);
   if (server) $("activate-bot").textContent = `Activate bot in ${server.name}`;
+  renderReadiness(group.readOnly ? null : server);
+}
+
+/** Whether the server's Discord bot answers, and if not why: the activation prompt never
+ *  promises answers the bot cannot give. */
+function renderReadiness(server) {
+  const note = $("chat-readiness");
+  const blocker = server && server.readiness
+    ? server.readiness.checks.find((c) => c.state === "problem" && c.id !== "active")
+    : null;
+  let text = "";
+  if (server && !server.botActive && blocker) {
+    text = `The bot is off in ${server.name} on Discord, and switching it on will not make it answer there yet: ${blocker.message}`;
+  } else if (server && server.botActive && serverState(server).kind === "not_answering") {
+    text = `The bot is on in ${server.name} but not answering on Discord: ${serverState(server).reason}`;
+  }
+  note.textContent = text;
+  note.hidden = !text;
+}
+
+/** Keeps the open chat's server state fresh (switched elsewhere, worker reports). */
+async function refreshServer() {
+  const server = state.group && SERVERS.get(state.group.serverId);
+  if (!server || document.visibilityState !== "visible") return;
+  try {
+    const config = await api(`/api/servers/${encodeURIComponent(server.id)}`);
+    server.botActive = config.botActive;
+    server.readiness = config.readiness;
+    if (state.group && state.group.serverId === server.id) renderHeader();
+  } catch {
+    // The next refresh tries again; the chat itself does not depend on this.
+  }
 }
 
 function renderTabs() {
@@ -506,7 +540,9 @@ function bindActivate() {
     try {
       const config = await api(`/api/servers/${encodeURIComponent(server.id)}`, { method: "PUT", body: { botActive: true } });
       server.botActive = config.botActive;
-      say($("chat-status"), config.botActive ? `The bot is now active in ${config.guildName}.` : "The bot is still off.", config.botActive ? "success" : "error");
+      server.readiness = config.readiness;
+      const answering = serverState(config).kind !== "not_answering" && config.botActive;
+      say($("chat-status"), config.botActive ? switchedMessage(config) : "The bot is still off.", answering ? "success" : "error");
       renderHeader();
     } catch (error) {
       say($("chat-status"), error.message, "error");
@@ -641,6 +677,7 @@ function bindSidebar() {
           $("chat-title").textContent = "Chat";
           $("chat-subtitle").textContent = "";
           $("activate-bot").hidden = true;
+          renderReadiness(null);
           $("send-all").hidden = true;
           $("chat-empty").hidden = false;
           history.pushState({}, "", "/chat");
@@ -734,6 +771,7 @@ async function start() {
     if (id) openGroup(id, { push: false });
   });
   setInterval(() => document.querySelectorAll(".chat-item time").forEach((t) => { t.textContent = relativeTime(t.dateTime); }), 30000);
+  setInterval(refreshServer, REFRESH_MS);
   document.body.dataset.chatReady = "true";
 }
 

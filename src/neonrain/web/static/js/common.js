@@ -289,8 +289,9 @@ export function bindSwitches(root, { statusFor, onChanged } = {}) {
     say(status, next ? "Switching on…" : "Switching off…");
     try {
       const config = await api(`/api/servers/${encodeURIComponent(serverId)}`, { method: "PUT", body: { botActive: next } });
-      setSwitch(button, config.botActive);
-      say(status, config.botActive ? `The bot is now active in ${config.guildName}.` : `The bot is now off in ${config.guildName}.`, "success");
+      const state = serverState(config);
+      setSwitch(button, config.botActive, state.kind);
+      say(status, switchedMessage(config), state.kind === "not_answering" ? "error" : "success");
       if (onChanged) onChanged(config);
     } catch (error) {
       say(status, error.message, "error");
@@ -300,10 +301,35 @@ export function bindSwitches(root, { statusFor, onChanged } = {}) {
   });
 }
 
-export function setSwitch(button, on) {
+export function setSwitch(button, on, state) {
   button.setAttribute("aria-checked", on ? "true" : "false");
+  if (state) button.dataset.state = state;
   const text = button.querySelector(".switch-text");
   if (text) text.textContent = on ? "On" : "Off";
+}
+
+// ------------------------------------------------------------------ readiness
+
+/** A server configuration's state from its `readiness` (the rule of neonrain/readiness.py's
+ *  summarize): Active only when every check is ok; Off when switched off; otherwise why not. */
+export function serverState(config) {
+  if (!config.botActive) return { kind: "off", label: "Off", reason: null };
+  const checks = (config.readiness && config.readiness.checks) || [];
+  if (config.readiness && config.readiness.ready) return { kind: "active", label: "Active", reason: null };
+  const problem = checks.find((c) => c.state === "problem");
+  if (problem) return { kind: "not_answering", label: `On, but not answering: ${problem.message}`, reason: problem.message };
+  const pending = checks.find((c) => c.state === "unknown");
+  return { kind: "checking", label: "On — checking…", reason: pending ? pending.message : null };
+}
+
+/** What switching a server on or off did, without promising answers the bot cannot give. */
+export function switchedMessage(config) {
+  const state = serverState(config);
+  const where = config.guildName;
+  if (state.kind === "off") return `The bot is now off in ${where}.`;
+  if (state.kind === "active") return `The bot is now active in ${where}.`;
+  if (state.kind === "not_answering") return `Switched on in ${where}, but the bot is not answering: ${state.reason}`;
+  return `Switched on in ${where}; checking that the bot can answer there…`;
 }
 
 // ------------------------------------------------------------------ small things

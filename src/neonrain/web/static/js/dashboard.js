@@ -13,7 +13,7 @@ if (grid) {
       const body = card.querySelector("[data-live^=card-]");
       const button = card.querySelector("[data-toggle-server]");
       if (body && button && button.getAttribute("aria-busy") !== "true") {
-        setSwitch(button, body.dataset.active === "true");
+        setSwitch(button, body.dataset.active === "true", body.dataset.state);
       }
     });
   });

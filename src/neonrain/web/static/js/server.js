@@ -2,7 +2,8 @@
 // removing the server. Live regions (stats, websites, actions) are refreshed by common.js.
 import {
   api, autoGrow, bindSwitches, clearErrors, confirmAction, copyText, fetchPage, fieldError,
-  fixImages, flashAfterReload, onLiveUpdate, refreshNow, refreshTimes, say, showFieldErrors,
+  fixImages, flashAfterReload, onLiveUpdate, refreshNow, refreshTimes, say, setSwitch,
+  showFieldErrors,
 } from "./common.js";
 
 const serverId = document.body.dataset.serverId;
@@ -15,6 +16,13 @@ if (activation) {
   bindSwitches(activation.parentElement, {
     statusFor: () => document.getElementById("activation-status"),
     onChanged: () => refreshNow(),
+  });
+  // The switch follows the refreshed state (its colour says whether the bot can answer).
+  onLiveUpdate(() => {
+    const state = document.querySelector('[data-live="active-badge"] [data-state]');
+    if (state && activation.getAttribute("aria-busy") !== "true") {
+      setSwitch(activation, state.dataset.state !== "off", state.dataset.state);
+    }
   });
 }
 
