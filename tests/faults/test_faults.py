@@ -16,6 +16,9 @@ from tests import pg
 from tests.fakes.fake_discord import FakeGuild
 from tests.worker.conftest import Account, Harness
 
+#: Each scenario is bounded, but waits out outages and backoffs on a busy machine.
+pytestmark = pytest.mark.timeout(300)
+
 BOT_TOKEN = "bot-token-alpha.1234567890.abcdefghij"
 #: HUMA's return to the agents' answering again (the issue's target).
 HUMA_RETURN_TARGET_SECONDS = 10.0

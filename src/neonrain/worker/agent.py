@@ -190,6 +190,8 @@ class GuildAgent(SessionListener):
         self.limiter = behaviour.ReplyLimiter()
         self._identity = _identity(config, openai)
         self._last_trigger: dict[str, Entry] = {}
+        # The message whose update waits for HUMA to come back (only the newest is kept).
+        self._kept_for_reconnect: int | None = None
         self._drafts: dict[str, list[str]] = {}
 
     @property
@@ -286,7 +288,18 @@ class GuildAgent(SessionListener):
             return
         context = self._context(guild, channel)
         description = describe_new_message(entry.author, channel.name, entry.content)
+        waiting = self._kept_for_reconnect
         delivered = await self._session().send_context(context, description)
+        if waiting is not None and waiting != entry.id:
+            # Only the newest update is kept while HUMA is away: the older one will not be
+            # answered on its own, the newer carries it in its history.
+            log.info(
+                "reply superseded %s trigger_message=%s reason=a newer message came while HUMA "
+                "was away",
+                self._log_fields(channel_id),
+                waiting,
+            )
+        self._kept_for_reconnect = None if delivered else entry.id
         log.info(
             "message handed to agent %s message=%s delivered=%s agent=%s",
             self._log_fields(channel_id),

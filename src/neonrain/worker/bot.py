@@ -797,6 +797,16 @@ class TokenClient:
         )
         if newest is not None:
             message, entry = newest
+            for older in missed:
+                if older.id < message.id and self._from_a_person(older):
+                    log.info(
+                        "reply superseded %s guild=%s channel=%s trigger_message=%s reason=a "
+                        "newer message was written while the worker was away",
+                        self._ids(),
+                        guild.id,
+                        channel_id,
+                        older.id,
+                    )
             for user_id, config in watching:
                 await self._hand_to_agent(user_id, config, message, entry)
 
