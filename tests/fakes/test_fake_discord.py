@@ -8,7 +8,6 @@ import json
 import sys
 import zlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -18,9 +17,16 @@ import discord.http
 import discord.utils
 import httpx
 import pytest
-import pytest_asyncio
 import yarl
 
+from tests.fakes.discord_clients import (
+    OTHER_TOKEN,
+    TOKEN,
+    WORKER_INTENTS,
+    RunningClient,
+    connect,
+    start_client,
+)
 from tests.fakes.fake_discord import (
     ChannelType,
     CloseCode,
@@ -32,94 +38,12 @@ from tests.fakes.fake_discord import (
 from tests.webapp import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TOKEN = "bot-token-one"
-OTHER_TOKEN = "bot-token-two"
-
-WORKER_INTENTS = discord.Intents.none()
-WORKER_INTENTS.guilds = True
-WORKER_INTENTS.guild_messages = True
-WORKER_INTENTS.message_content = True
-
-
-@dataclass
-class RunningClient:
-    """A real ``discord.Client`` running against the fake, with its events recorded."""
-
-    client: discord.Client
-    task: asyncio.Task[None]
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
-    resumed: asyncio.Event = field(default_factory=asyncio.Event)
-    messages: asyncio.Queue[discord.Message] = field(default_factory=asyncio.Queue)
-    joined: asyncio.Queue[discord.Guild] = field(default_factory=asyncio.Queue)
-    removed: asyncio.Queue[discord.Guild] = field(default_factory=asyncio.Queue)
-    ready_count: int = 0
-
-    async def wait_ready(self, timeout: float = 10.0) -> None:
-        await asyncio.wait_for(self.ready.wait(), timeout)
-
-    async def next_message(self, timeout: float = 5.0) -> discord.Message:
-        return await asyncio.wait_for(self.messages.get(), timeout)
-
-
-def start_client(token: str, intents: discord.Intents = WORKER_INTENTS) -> RunningClient:
-    client = discord.Client(intents=intents, guild_ready_timeout=0.1, max_messages=100)
-    running = RunningClient(client=client, task=asyncio.create_task(client.start(token)))
-
-    @client.event
-    async def on_ready() -> None:
-        running.ready_count += 1
-        running.ready.set()
-
-    @client.event
-    async def on_resumed() -> None:
-        running.resumed.set()
-
-    @client.event
-    async def on_message(message: discord.Message) -> None:
-        await running.messages.put(message)
-
-    @client.event
-    async def on_guild_join(guild: discord.Guild) -> None:
-        await running.joined.put(guild)
-
-    @client.event
-    async def on_guild_remove(guild: discord.Guild) -> None:
-        await running.removed.put(guild)
-
-    return running
-
-
-@pytest_asyncio.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as server:
-        with server.patch_discord_py():
-            yield server
 
 
 @pytest.fixture
 def guild(fake: FakeDiscord) -> FakeGuild:
     bot = fake.add_bot(TOKEN, "Helper", avatar="abc123")
     return fake.add_guild("Guild One", icon="icon1", bots=[bot])
-
-
-@pytest_asyncio.fixture
-async def clients() -> AsyncIterator[list[RunningClient]]:
-    """Clients started by a test; closed (and their tasks awaited) afterwards."""
-    started: list[RunningClient] = []
-    yield started
-    for running in started:
-        await running.client.close()
-        with contextlib.suppress(discord.DiscordException, aiohttp.ClientError, OSError):
-            await asyncio.wait_for(running.task, 5)
-
-
-async def connect(
-    clients: list[RunningClient], token: str = TOKEN, intents: discord.Intents = WORKER_INTENTS
-) -> RunningClient:
-    running = start_client(token, intents)
-    clients.append(running)
-    await running.wait_ready()
-    return running
 
 
 @contextlib.asynccontextmanager

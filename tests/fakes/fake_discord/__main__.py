@@ -62,7 +62,10 @@ async def serve(host: str, port: int, token: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Run the fake Discord (REST + gateway).")
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.fakes.fake_discord",
+        description="Run the fake Discord (REST + gateway) with a demo bot, for local runs.",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8790)
     parser.add_argument("--token", default=DEMO_TOKEN, help="the demo bot's token")

@@ -142,6 +142,8 @@ class GatewayConnection:
         self._compressor = zlib.compressobj() if zlib_stream else None
         self._queue: asyncio.Queue[_Outgoing] = asyncio.Queue()
         self.session: GatewaySession | None = None
+        #: The bot an IDENTIFY named, even when it was refused (4014 for that bot).
+        self.identified_bot: FakeBot | None = None
         self.closed = False
         #: Set when the fake (not the client) ended the connection, with the code it used.
         self.server_close_code: int | None = None
