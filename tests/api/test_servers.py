@@ -30,6 +30,7 @@ CONFIG_FIELDS = {
     "id", "serverId", "guildId", "guildName", "guildIconUrl", "botName", "botActive",
     "personality", "rules", "information", "messagesSentCount", "messagesReceivedCount",
     "lastMessageSentAt", "lastMessageReceivedAt", "websiteCount", "createdAt", "updatedAt",
+    "channelMode", "channelIds", "replyMode", "maxRepliesPerHour", "minSecondsBetweenReplies",
 }  # fmt: skip
 
 
@@ -49,6 +50,9 @@ async def test_add_server_returns_the_seed_shape(
     assert (server["personality"], server["rules"], server["information"]) == ("", "", "")
     assert server["messagesSentCount"] == server["messagesReceivedCount"] == 0
     assert server["websiteCount"] == 0
+    # Where and when the bot speaks: the original behaviour (behaviour.md's defaults).
+    assert (server["channelMode"], server["channelIds"], server["replyMode"]) == ("all", [], "auto")
+    assert server["maxRepliesPerHour"] == server["minSecondsBetweenReplies"] == 0
     assert server["createdAt"].endswith("Z")
     assert server["id"] != server["serverId"]
     assert await generation_of(app) > before
@@ -398,11 +402,13 @@ async def test_stats_are_zero_filled_oldest_first(
         "date": now.date().isoformat(),
         "messagesReceived": 3,
         "messagesSent": 0,
+        "messagesHeldBack": 0,
     }
     assert days[-2] == {
         "date": yesterday.date().isoformat(),
         "messagesReceived": 0,
         "messagesSent": 1,
+        "messagesHeldBack": 0,
     }
     assert [d["date"] for d in days] == sorted(d["date"] for d in days)
     assert sum(d["messagesReceived"] for d in days) == 3
@@ -431,8 +437,9 @@ async def test_actions_are_paged_newest_first(
     action = first["actions"][0]
     assert set(action) == {
         "id", "channelId", "channelName", "agentMessage", "triggerDescription",
-        "messageHistory", "createdAt",
+        "messageHistory", "createdAt", "delivered", "heldBack",
     }  # fmt: skip
+    assert (action["delivered"], action["heldBack"]) == (True, None)
     assert action["agentMessage"] == "m6"
     assert action["messageHistory"]["preceding"][0]["author"] == "ana"
     assert action["messageHistory"]["agentResponse"] == {"content": "m6"}

@@ -553,7 +553,9 @@ def _guild_channel(item: Any) -> GuildChannel:
     if not isinstance(kind, int) or not isinstance(position, int):
         raise TypeError("a channel's type or position is not a number")
     parent = data.get("parent_id")
-    overwrites = data.get("permission_overwrites") or []
+    overwrites = data.get("permission_overwrites")
+    if overwrites is None:
+        overwrites = []
     if not isinstance(overwrites, list):
         raise TypeError("permission_overwrites is not a list")
     return GuildChannel(
