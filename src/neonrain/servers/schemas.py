@@ -115,8 +115,8 @@ class ActionOut(ApiModel):
     trigger_description: str
     message_history: dict[str, Any]
     created_at: str
-    delivered: bool
-    held_back: HeldBack | None
+    delivered: bool = True
+    held_back: HeldBack | None = None
 
 
 class ActionPage(ApiModel):
