@@ -600,6 +600,17 @@ async def test_standalone_fake_serves_the_demo_bot() -> None:
                     "content": "hello from curl",
                 },
             )
+            replied = await http.post(
+                "/_fake/messages",
+                json={
+                    "guild_id": "1200000000000000001",
+                    "channel_id": "1300000000000000101",
+                    "author": "dev2",
+                    "content": "a reply",
+                    "reply_to": posted.json()["id"],
+                },
+            )
+            bad = await http.post("/_fake/messages", json={"guild_id": "x"})
             history = await http.get(
                 "/api/v10/channels/1300000000000000101/messages",
                 headers={"Authorization": "Bot fake-demo-bot-token"},
@@ -612,8 +623,11 @@ async def test_standalone_fake_serves_the_demo_bot() -> None:
         ]
         assert posted.status_code == 201
         assert [(m["author"]["username"], m["content"]) for m in history.json()] == [
-            ("dev", "hello from curl")
+            ("dev2", "a reply"),
+            ("dev", "hello from curl"),
         ]
+        assert replied.status_code == 201 and bad.status_code == 400
+        assert history.json()[0]["message_reference"]["message_id"] == posted.json()["id"]
     finally:
         process.terminate()
         await process.wait()

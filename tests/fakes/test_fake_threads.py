@@ -54,8 +54,11 @@ async def test_a_thread_message_arrives_with_the_thread_as_channel(
     assert message.channel.parent_id == general
     assert [m.content for m in fake.history(thread.id)] == ["in the thread"]
     assert thread.message_count == 1 and thread.last_message_id == posted.id
-    # The starting message now carries its thread.
+    # The starting message now carries its thread, and discord.py's cached copy learnt it.
     assert fake.history(general)[0].thread is thread
+    (cached,) = [m for m in running.client.cached_messages if m.id == started.id]
+    assert cached.flags.has_thread
+    assert cached.thread is not None and cached.thread.id == thread.id
 
 
 async def test_a_public_thread_without_a_message_leaves_a_notice_in_its_channel(

@@ -65,11 +65,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         prog="python -m tests.fakes.fake_discord",
         description="Run the fake Discord (REST + gateway) with a demo bot, for local runs.",
+        epilog=(
+            "Point Neonrain at it with DISCORD_API_URL=http://HOST:PORT/api/v10 and "
+            "DISCORD_GATEWAY_URL=ws://HOST:PORT/gateway. Post as a user with POST /_fake/messages "
+            '{"guild_id", "channel_id", "author", "content", "reply_to"?}; read what bots sent '
+            "at GET /_fake/sent-messages and the state at GET /_fake/state."
+        ),
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8790)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8790, help="port to listen on")
     parser.add_argument("--token", default=DEMO_TOKEN, help="the demo bot's token")
-    parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--verbose", action="store_true", help="log at DEBUG level")
     args = parser.parse_args()
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
     with contextlib.suppress(KeyboardInterrupt):

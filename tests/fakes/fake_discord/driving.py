@@ -52,7 +52,8 @@ class Driver:
     ) -> FakeThread:
         """A person starts a thread in a text, announcement or forum channel.
 
-        - ``from_message``: the thread hangs off that message and has its id;
+        - ``from_message``: the thread hangs off that message and has its id (the message gets
+          a ``thread``: MESSAGE_UPDATE);
         - in a forum channel it is a post: its first message (``content``, by default the name)
           has the thread's id and is posted into it;
         - otherwise a public thread leaves a THREAD_CREATED notice in the parent channel;
@@ -67,8 +68,8 @@ class Driver:
         if parent is None or parent.type not in THREAD_PARENT_TYPES:
             raise ValueError(f"channel {channel_id} cannot hold threads")
         in_forum = parent.type == ChannelType.GUILD_FORUM
-        if private and parent.type != ChannelType.GUILD_TEXT:
-            raise ValueError("private threads live in text channels")
+        if private and (parent.type != ChannelType.GUILD_TEXT or from_message is not None):
+            raise ValueError("private threads live in text channels and start without a message")
         kind = ChannelType.PRIVATE_THREAD if private else THREAD_PARENT_TYPES[parent.type]
         owner = self.state.user_for(author, None, False)
         self.state.ensure_member(guild, owner)
@@ -92,9 +93,10 @@ class Driver:
         for who in members:
             thread.members[self.state.person_id(guild, who)] = now
         self.state.register_channel(guild, thread)
-        if starter is not None:
-            starter.thread = thread
         self.gateway.thread_created(guild, thread)
+        if starter is not None:
+            starter.thread = thread  # it now links to its thread: MESSAGE_UPDATE
+            self.gateway.message_created(starter, event="MESSAGE_UPDATE")
         if in_forum:
             opening = self._new_message(guild, thread, owner, content or name, message_id=thread.id)
             parent.last_message_id = thread.id

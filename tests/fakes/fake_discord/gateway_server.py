@@ -104,14 +104,15 @@ class GatewayServer:
                 continue
             session.dispatch(event, data(session) if callable(data) else dict(data))
 
-    def message_created(self, message: FakeMessage) -> None:
-        """MESSAGE_CREATE to every bot that can see the channel (DMs: the bot in the DM)."""
+    def message_created(self, message: FakeMessage, event: str = "MESSAGE_CREATE") -> None:
+        """MESSAGE_CREATE (or ``event``: MESSAGE_UPDATE) to every bot that can see the channel
+        (DMs: the bot in the DM)."""
         if message.guild_id is None:
             bot_id, _ = self.state.dm_channels[message.channel_id]
             bot = self.state.bot(bot_id)
             for session in self.bot_sessions(bot):
                 if session.has_intent(Intent.DIRECT_MESSAGES):
-                    session.dispatch("MESSAGE_CREATE", self._message_event(message, session))
+                    session.dispatch(event, self._message_event(message, session))
             return
         found = self.state.locate(message.channel_id)
         if found is None:
@@ -119,7 +120,7 @@ class GatewayServer:
         guild, channel = found
         self.dispatch_to_guild(
             guild,
-            "MESSAGE_CREATE",
+            event,
             lambda session: self._message_event(message, session),
             intent=Intent.GUILD_MESSAGES,
             visible_in=channel,
