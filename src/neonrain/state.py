@@ -18,6 +18,7 @@ from neonrain.accounts.ratelimit import SlidingWindowLimiter
 from neonrain.config import Settings
 from neonrain.crypto import TokenCipher
 from neonrain.db.changes import ConfigChangeNotifier
+from neonrain.discord_link.channels import ChannelCache
 
 if TYPE_CHECKING:
     from neonrain.chat.hub import ChatHub
@@ -43,6 +44,8 @@ class AppState:
     login_failures_by_ip: SlidingWindowLimiter = field(
         default_factory=lambda: SlidingWindowLimiter(limit=10, window_seconds=15 * 60)
     )
+    #: Guild channel lists as the bot sees them, per (token, guild), for up to a minute.
+    channel_cache: ChannelCache = field(default_factory=ChannelCache)
     # The ASGI app itself, for in-process clients of its own API (the embedded worker).
     asgi_app: Any = None
     # Created by the app's lifespan (``app.create_app``), closed when it ends.

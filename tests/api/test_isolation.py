@@ -52,6 +52,13 @@ async def test_isolation_matrix(
         ("GET", f"/api/servers/{sid}/stats", None),
         ("GET", f"/api/servers/{sid}/actions", None),
         ("GET", f"/api/servers/{sid}/actions?before={action}", None),
+        ("GET", f"/api/servers/{sid}/actions?delivered=false", None),
+        ("GET", f"/api/servers/{sid}/channels", None),
+        (
+            "PUT",
+            f"/api/servers/{sid}",
+            {"channelMode": "only", "channelIds": [str(world.guild2.channel_named("general").id)]},
+        ),
         ("GET", f"/api/servers/{sid}/websites", None),
         ("POST", f"/api/servers/{sid}/websites", {"url": "https://evil.example/"}),
         ("GET", f"/api/servers/{sid}/websites/{wid}", None),

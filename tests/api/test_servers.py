@@ -31,6 +31,7 @@ CONFIG_FIELDS = {
     "personality", "rules", "information", "messagesSentCount", "messagesReceivedCount",
     "lastMessageSentAt", "lastMessageReceivedAt", "websiteCount", "createdAt", "updatedAt",
     "engine", "readiness",
+    "channelMode", "channelIds", "replyMode", "maxRepliesPerHour", "minSecondsBetweenReplies",
 }  # fmt: skip
 
 
@@ -55,6 +56,9 @@ async def test_add_server_returns_the_seed_shape(
     assert [c["id"] for c in server["readiness"]["checks"]] == [
         "token", "gateway", "intent", "guild", "channels", "engine", "active"
     ]  # fmt: skip
+    # Where and when the bot speaks: the original behaviour (behaviour.md's defaults).
+    assert (server["channelMode"], server["channelIds"], server["replyMode"]) == ("all", [], "auto")
+    assert server["maxRepliesPerHour"] == server["minSecondsBetweenReplies"] == 0
     assert server["createdAt"].endswith("Z")
     assert server["id"] != server["serverId"]
     assert await generation_of(app) > before
@@ -404,11 +408,13 @@ async def test_stats_are_zero_filled_oldest_first(
         "date": now.date().isoformat(),
         "messagesReceived": 3,
         "messagesSent": 0,
+        "messagesHeldBack": 0,
     }
     assert days[-2] == {
         "date": yesterday.date().isoformat(),
         "messagesReceived": 0,
         "messagesSent": 1,
+        "messagesHeldBack": 0,
     }
     assert [d["date"] for d in days] == sorted(d["date"] for d in days)
     assert sum(d["messagesReceived"] for d in days) == 3
@@ -437,8 +443,9 @@ async def test_actions_are_paged_newest_first(
     action = first["actions"][0]
     assert set(action) == {
         "id", "channelId", "channelName", "agentMessage", "triggerDescription",
-        "messageHistory", "createdAt",
+        "messageHistory", "createdAt", "delivered", "heldBack",
     }  # fmt: skip
+    assert (action["delivered"], action["heldBack"]) == (True, None)
     assert action["agentMessage"] == "m6"
     assert action["messageHistory"]["preceding"][0]["author"] == "ana"
     assert action["messageHistory"]["agentResponse"] == {"content": "m6"}

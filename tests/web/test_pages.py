@@ -499,3 +499,146 @@ def test_action_markdown() -> None:
     text = action_markdown(action)
     assert "**#general**" in text and "> **ana**: hello\n> there" in text
     assert text.endswith("**Reply:** Hi!")
+
+
+# ------------------------------------------------------------------------ where and when it speaks
+
+
+async def test_server_page_behaviour_card_filter_and_held_back_drafts(
+    http: httpx.AsyncClient, ada: ApiUser, fake: FakeDiscord
+) -> None:
+    guild = fake.add_guild("Quiet Bay", bots=[fake.bot(BOT_TOKEN)])
+    await connect(http, ada)
+    server = await add_server(http, ada, guild)
+    path = f"/dashboard/servers/{server['serverId']}"
+
+    html = (await http.get(path)).text
+    assert "Where and when the bot speaks" in html
+    assert 'id="channel-mode-all" value="all" checked' in html
+    assert 'id="reply-mode-auto" value="auto" aria-describedby="reply-mode-auto-text" checked' in (
+        html
+    )
+    assert 'id="channel-picker" hidden' in html
+    assert 'max="1000"' in html and 'max="3600"' in html
+    assert 'data-saved=\'{"channelIds": [], "channelMode": "all"' in html
+    # One form, one Save button for the texts and the behaviour alike.
+    assert html.count('type="submit" class="button" id="config-save"') == 1
+    start = html.index('<form id="config-form"')
+    form = html[start : html.index("</form>", start)]
+    assert 'name="channelMode"' in form and 'name="personality"' in form
+    assert "<script" not in form and " style=" not in form and " onclick=" not in form
+
+    general = str(guild.channel_named("general").id)
+    response = await http.put(
+        f"/api/servers/{server['serverId']}",
+        json={"channelMode": "except", "channelIds": [general], "replyMode": "silent",
+              "maxRepliesPerHour": 12, "minSecondsBetweenReplies": 90},
+        headers=ada.headers,
+    )  # fmt: skip
+    assert response.status_code == 200, response.text
+    html = (await http.get(path)).text
+    assert 'id="channel-mode-except" value="except" checked' in html
+    assert 'value="silent" aria-describedby="reply-mode-silent-text" checked' in html
+    assert 'value="12"' in html and 'value="90"' in html
+    assert f'"channelIds": ["{general}"]' in html
+    assert 'id="channel-picker" hidden' not in html
+
+    for message, delivered, held_back in (
+        ("Posted reply", True, None),
+        ("Shadow draft", False, "silent"),
+        ("Limited draft", False, "rate_limited"),
+    ):
+        response = await http.post(
+            "/api/discord/agent-actions",
+            headers=INTERNAL,
+            json={"userId": ada.id, "guildId": str(guild.id), "channelId": general,
+                  "channelName": "general", "agentMessage": message, "triggerDescription": "t",
+                  "messageHistory": {"preceding": []}, "delivered": delivered,
+                  "heldBack": held_back},
+        )  # fmt: skip
+        assert response.status_code == 201, response.text
+
+    html = (await http.get(path)).text
+    assert html.count('class="action-item"') == 1 and html.count("action-item action-held") == 2
+    assert "Not posted — shadow mode" in html and "Not posted — reply limit" in html
+    assert html.count("Draft, not posted") == 2
+    assert 'id="actions-filter-all" value="all" checked' in html
+    assert "**Draft (not posted — shadow mode):** Shadow draft" in html
+
+    held = (await http.get(path, params={"actions": "held"})).text
+    assert "Shadow draft" in held and "Limited draft" in held and "Posted reply" not in held
+    assert 'id="actions-filter-held" value="held" checked' in held
+    assert f'data-live-src="{path}?actions=held"' in held
+    posted = (await http.get(path, params={"actions": "posted"})).text
+    assert "Posted reply" in posted and "action-held" not in posted
+    assert "Shadow draft" not in posted and "Limited draft" not in posted
+    odd = (await http.get(path, params={"actions": "<nonsense>"})).text
+    assert 'id="actions-filter-all" value="all" checked' in odd and "Shadow draft" in odd
+    assert "&lt;nonsense&gt;" not in odd and "<nonsense>" not in odd
+
+    empty_filter = await add_server(http, ada, fake.add_guild("Empty", bots=[fake.bot(BOT_TOKEN)]))
+    html = (await http.get(f"/dashboard/servers/{empty_filter['serverId']}?actions=held")).text
+    assert "No drafts held back." in html
+
+
+async def test_the_chart_shows_held_back_drafts_only_when_there_are_any(
+    http: httpx.AsyncClient, ada: ApiUser, fake: FakeDiscord
+) -> None:
+    guild = fake.add_guild("Charted", bots=[fake.bot(BOT_TOKEN)])
+    await connect(http, ada)
+    server = await add_server(http, ada, guild)
+    path = f"/dashboard/servers/{server['serverId']}"
+    now = datetime.now(UTC).isoformat()
+
+    async def report(event: str, count: int) -> None:
+        response = await http.post(
+            "/api/discord/stats",
+            headers=INTERNAL,
+            json={"events": [{"userId": ada.id, "guildId": str(guild.id), "event": event,
+                              "count": count, "at": now}]},
+        )  # fmt: skip
+        assert response.status_code == 200
+
+    await report("message_received", 4)
+    await report("message_sent", 1)
+    html = (await http.get(path)).text
+    assert "bar-held" not in html and "Not posted</th>" not in html
+    await report("message_held_back", 3)
+    html = (await http.get(path)).text
+    assert html.count('class="bar-held"') == 30
+    assert 'legend legend-held"></span>Not posted' in html
+    assert '<th scope="col">Not posted</th>' in html
+    assert "<td>4</td><td>1</td><td>3</td>" in html
+    assert "3 replies were drafted but not posted." in html
+    assert ", 3 not posted</title>" in html
+
+
+def test_chart_with_held_back_drafts() -> None:
+    days = [("2025-01-01", 2, 1), ("2025-01-02", 4, 0)]
+    plain = views.daily_chart(days)
+    assert not plain.has_held_back and all(c.held is None for c in plain.columns)
+    chart = views.daily_chart(days, held_back=[0, 6])
+    assert chart.has_held_back and chart.total_held_back == 6
+    assert chart.peak == 6  # the tallest bar of any series
+    column = chart.columns[1]
+    assert column.held is not None and column.held.value == 6
+    assert column.held.y == chart.plot_top
+    assert column.received.x < column.sent.x < column.held.x
+    assert chart.bar_width < plain.bar_width  # three bars share the day's slot
+    assert chart.summary.endswith("6 replies were drafted but not posted.")
+    assert views.daily_chart(days, held_back=[1, 0]).summary.endswith(
+        "1 reply was drafted but not posted."
+    )
+    with pytest.raises(ValueError):
+        views.daily_chart(days, held_back=[1])
+
+
+def test_action_markdown_of_a_draft() -> None:
+    from neonrain.servers.schemas import ActionOut
+
+    draft = ActionOut(
+        id="a", channel_id="1", channel_name="general", agent_message="Maybe later.",
+        trigger_description="mention", message_history={}, created_at="2025-01-01T00:00:00.000Z",
+        delivered=False, held_back="rate_limited",
+    )  # fmt: skip
+    assert action_markdown(draft).endswith("**Draft (not posted — reply limit):** Maybe later.")

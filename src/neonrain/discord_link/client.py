@@ -21,6 +21,8 @@ from urllib.parse import urlencode
 
 import httpx
 
+from neonrain.discord_link.permissions import ROLE, Overwrite, Permission
+
 __all__ = [
     "BOT_PERMISSIONS",
     "DEFAULT_API_URL",
@@ -32,6 +34,9 @@ __all__ = [
     "DiscordUnauthorized",
     "DiscordUnavailable",
     "DiscordUser",
+    "GuildChannel",
+    "GuildMember",
+    "GuildRole",
     "PartialGuild",
     "Permission",
     "avatar_url",
@@ -56,15 +61,6 @@ _SNOWFLAKE = re.compile(r"^[0-9]{1,20}$")
 # Printable ASCII without spaces: what a Discord token is made of. Anything else could not be a
 # token (and would make an invalid HTTP header), so it is refused without asking Discord.
 _TOKEN = re.compile(r"^[\x21-\x7e]{1,512}$")
-
-
-class Permission:
-    """Discord permission bits (https://discord.com/developers/docs/topics/permissions)."""
-
-    VIEW_CHANNEL: Final = 1 << 10
-    SEND_MESSAGES: Final = 1 << 11
-    READ_MESSAGE_HISTORY: Final = 1 << 16
-    CHANGE_NICKNAME: Final = 1 << 26
 
 
 #: What the bot needs in a guild: see channels, read their history, answer, set its server name.
@@ -149,6 +145,35 @@ class DiscordGuild:
 
     def icon_url(self, *, cdn_url: str = DEFAULT_CDN_URL, size: int = 128) -> str | None:
         return guild_icon_url(self.id, self.icon, cdn_url=cdn_url, size=size)
+
+
+@dataclass(frozen=True, slots=True)
+class GuildChannel:
+    """An entry of ``GET /guilds/{id}/channels`` (only what the product uses). ``type`` is
+    Discord's channel type number; ``parent_id`` is the category of a channel."""
+
+    id: str
+    name: str
+    type: int
+    position: int
+    parent_id: str | None
+    overwrites: tuple[Overwrite, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GuildRole:
+    """An entry of ``GET /guilds/{id}/roles``; ``@everyone``'s id is the guild's."""
+
+    id: str
+    permissions: int
+
+
+@dataclass(frozen=True, slots=True)
+class GuildMember:
+    """``GET /guilds/{id}/members/{user_id}``: the ids of the member's roles."""
+
+    user_id: str
+    role_ids: tuple[str, ...]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -308,11 +333,8 @@ class DiscordRestClient:
 
     async def get_guild(self, token: str, guild_id: str | int) -> DiscordGuild:
         """The guild, if the bot is in it; :class:`DiscordNotFound` otherwise."""
-        guild_ref = str(guild_id)
-        if not _SNOWFLAKE.match(guild_ref):
-            raise DiscordNotFound("Not a Discord guild id")
         data = _require_mapping(
-            await self._get(token, f"/guilds/{guild_ref}", forbidden_is_not_found=True),
+            await self._get(token, f"/guilds/{_guild_ref(guild_id)}", forbidden_is_not_found=True),
             "/guilds/{id}",
         )
         try:
@@ -324,6 +346,60 @@ class DiscordRestClient:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DiscordUnavailable(f"Discord sent a malformed guild: {exc}") from None
+
+    async def list_guild_channels(self, token: str, guild_id: str | int) -> list[GuildChannel]:
+        """The guild's channels (threads are not among them); :class:`DiscordNotFound` when the
+        bot is not in the guild."""
+        data = await self._get(
+            token, f"/guilds/{_guild_ref(guild_id)}/channels", forbidden_is_not_found=True
+        )
+        if not isinstance(data, list):
+            raise DiscordUnavailable("Discord sent a malformed channel list")
+        try:
+            return [_guild_channel(item) for item in data]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DiscordUnavailable(f"Discord sent a malformed channel: {exc}") from None
+
+    async def list_guild_roles(self, token: str, guild_id: str | int) -> list[GuildRole]:
+        """The guild's roles with their permission bits (``@everyone`` included)."""
+        data = await self._get(
+            token, f"/guilds/{_guild_ref(guild_id)}/roles", forbidden_is_not_found=True
+        )
+        if not isinstance(data, list):
+            raise DiscordUnavailable("Discord sent a malformed role list")
+        try:
+            return [
+                GuildRole(
+                    id=_snowflake_field(role, "id"),
+                    permissions=_bitfield(role.get("permissions", "0")),
+                )
+                for role in (_require_mapping(item, "a role") for item in data)
+            ]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DiscordUnavailable(f"Discord sent a malformed role: {exc}") from None
+
+    async def get_guild_member(
+        self, token: str, guild_id: str | int, user_id: str | int
+    ) -> GuildMember:
+        """A member of the guild (the bot itself, to compute its permissions);
+        :class:`DiscordNotFound` when the bot or the member is not in the guild."""
+        user_ref = str(user_id)
+        if not _SNOWFLAKE.match(user_ref):
+            raise DiscordNotFound("Not a Discord user id")
+        data = _require_mapping(
+            await self._get(
+                token,
+                f"/guilds/{_guild_ref(guild_id)}/members/{user_ref}",
+                forbidden_is_not_found=True,
+            ),
+            "/guilds/{id}/members/{user_id}",
+        )
+        roles = data.get("roles")
+        if not isinstance(roles, list) or not all(
+            isinstance(r, str) and _SNOWFLAKE.match(r) for r in roles
+        ):
+            raise DiscordUnavailable("Discord sent a malformed member")
+        return GuildMember(user_id=user_ref, role_ids=tuple(roles))
 
     # ------------------------------------------------------------------ plumbing
 
@@ -438,6 +514,58 @@ def _snowflake_field(data: Mapping[str, Any], key: str) -> str:
     if not _SNOWFLAKE.match(value):
         raise ValueError(f"{key} is not a snowflake")
     return value
+
+
+def _guild_ref(guild_id: str | int) -> str:
+    guild_ref = str(guild_id)
+    if not _SNOWFLAKE.match(guild_ref):
+        raise DiscordNotFound("Not a Discord guild id")
+    return guild_ref
+
+
+def _bitfield(value: Any) -> int:
+    """A permission bitfield, which Discord sends as a string of digits."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise TypeError("a permission bitfield is not a string")
+    number = int(value)
+    if number < 0:
+        raise ValueError("a permission bitfield is negative")
+    return number
+
+
+def _overwrite(item: Any) -> Overwrite:
+    data = _require_mapping(item, "an overwrite")
+    kind = data.get("type", ROLE)
+    if not isinstance(kind, int) or isinstance(kind, bool):
+        raise TypeError("an overwrite's type is not a number")
+    return Overwrite(
+        id=_snowflake_field(data, "id"),
+        type=kind,
+        allow=_bitfield(data.get("allow", "0")),
+        deny=_bitfield(data.get("deny", "0")),
+    )
+
+
+def _guild_channel(item: Any) -> GuildChannel:
+    data = _require_mapping(item, "a channel")
+    kind = data["type"]
+    position = data.get("position", 0)
+    if not isinstance(kind, int) or not isinstance(position, int):
+        raise TypeError("a channel's type or position is not a number")
+    parent = data.get("parent_id")
+    overwrites = data.get("permission_overwrites")
+    if overwrites is None:
+        overwrites = []
+    if not isinstance(overwrites, list):
+        raise TypeError("permission_overwrites is not a list")
+    return GuildChannel(
+        id=_snowflake_field(data, "id"),
+        name=_opt_str_field(data, "name") or "",
+        type=kind,
+        position=position,
+        parent_id=None if parent is None else _snowflake_field(data, "parent_id"),
+        overwrites=tuple(_overwrite(o) for o in overwrites),
+    )
 
 
 def _partial_guild(item: Any) -> PartialGuild:

@@ -7,8 +7,9 @@ Tokens are stored encrypted (``cipher``) and are never returned, logged or put i
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +22,12 @@ from neonrain.crypto import TokenCipher, TokenDecryptionError
 from neonrain.db.base import iso, utcnow
 from neonrain.db.changes import mark_config_changed
 from neonrain.db.dialect import dialect_insert
+from neonrain.discord_link.channels import (
+    CHANNEL_TYPES,
+    BotChannel,
+    ChannelCache,
+    fetch_bot_channels,
+)
 from neonrain.discord_link.client import (
     DiscordError,
     DiscordGuild,
@@ -178,8 +185,29 @@ async def list_bot_guilds(
 ) -> list[PartialGuild]:
     """Every guild the user's bot is in (all pages)."""
     token = bot_token(cipher, user)
+    async with _asking_discord(session, user):
+        guilds = await discord.list_guilds(token)
+    return guilds
+
+
+def guild_not_found(message: str) -> ApiError:
+    return ApiError(404, "GUILD_NOT_FOUND", message)
+
+
+NOT_IN_GUILD = "Your bot is not in that Discord server; invite it with the invite link first."
+LEFT_GUILD = "Your bot is no longer in this Discord server; invite it again with the invite link."
+
+
+@contextlib.asynccontextmanager
+async def _asking_discord(
+    session: AsyncSession, user: User, not_in_guild: str = NOT_IN_GUILD
+) -> AsyncIterator[None]:
+    """Discord's answers as the API's errors: not in the guild 404 ``GUILD_NOT_FOUND``, a refused
+    token 409 ``DISCORD_TOKEN_INVALID`` (and marked so), anything else 502."""
     try:
-        return await discord.list_guilds(token)
+        yield
+    except DiscordNotFound:
+        raise guild_not_found(not_in_guild) from None
     except DiscordUnauthorized:
         raise await _token_refused(session, user) from None
     except DiscordError:
@@ -195,18 +223,52 @@ async def fetch_bot_guild(
 ) -> DiscordGuild:
     """The guild, if the user's bot is in it; 404 ``GUILD_NOT_FOUND`` otherwise."""
     token = bot_token(cipher, user)
-    try:
-        return await discord.get_guild(token, guild_id)
-    except DiscordNotFound:
-        raise ApiError(
-            404,
-            "GUILD_NOT_FOUND",
-            "Your bot is not in that Discord server; invite it with the invite link first.",
-        ) from None
-    except DiscordUnauthorized:
-        raise await _token_refused(session, user) from None
-    except DiscordError:
-        raise discord_unavailable() from None
+    async with _asking_discord(session, user):
+        guild = await discord.get_guild(token, guild_id)
+    return guild
+
+
+# ------------------------------------------------------------------------ a guild's channels
+
+
+async def bot_channels(
+    session: AsyncSession,
+    cipher: TokenCipher,
+    discord: DiscordRestClient,
+    cache: ChannelCache,
+    user: User,
+    guild_id: str,
+) -> tuple[BotChannel, ...]:
+    """The guild's text-bearing channels with what the user's bot may do in each, from the cache
+    when Discord was asked less than a minute ago. 409 without a token, 404 ``GUILD_NOT_FOUND``
+    when the bot is not in the guild, 502 when Discord cannot be asked."""
+    token = bot_token(cipher, user)
+    if user.discord_bot_id is None:
+        raise not_connected()
+    key = cache.key(token, guild_id)
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    async with _asking_discord(session, user, LEFT_GUILD):
+        found = await fetch_bot_channels(discord, token, guild_id, user.discord_bot_id)
+    return cache.put(key, found)
+
+
+async def unknown_channels(
+    session: AsyncSession,
+    cipher: TokenCipher,
+    discord: DiscordRestClient,
+    user: User,
+    guild_id: str,
+    channel_ids: Iterable[str],
+) -> list[str]:
+    """Those of ``channel_ids`` that are not text-bearing channels of the guild, asking Discord
+    now (``GET /guilds/{id}/channels``; never the cache: a channel created a moment ago counts)."""
+    token = bot_token(cipher, user)
+    async with _asking_discord(session, user, LEFT_GUILD):
+        channels = await discord.list_guild_channels(token, guild_id)
+    known = {c.id for c in channels if c.type in CHANNEL_TYPES}
+    return [channel_id for channel_id in channel_ids if channel_id not in known]
 
 
 # ------------------------------------------------------------------------ the bot's live state

@@ -12,6 +12,8 @@ from neonrain.servers import service
 from neonrain.servers.schemas import (
     ActionPage,
     AddServerBody,
+    ChannelList,
+    ChannelOut,
     ServerConfigOut,
     ServerDetail,
     ServerList,
@@ -49,7 +51,9 @@ async def get_server(
 async def update_server(
     server_id: str, body: UpdateServerBody, identity: CurrentIdentity, db: Db, state: State
 ) -> ServerConfigOut:
-    config = await service.update_config(db, identity.user, server_id, body.changes())
+    config = await service.update_config(
+        db, state.cipher, state.discord_rest, identity.user, server_id, body.changes()
+    )
     return await flows.readiness_of(db, state.settings, identity.user, config)
 
 
@@ -59,6 +63,16 @@ async def delete_server(
 ) -> Response:
     await flows.delete_server(db, state.chat_hub, identity.user.id, server_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{server_id}/channels", response_model=ChannelList)
+async def server_channels(
+    server_id: str, identity: CurrentIdentity, db: Db, state: State
+) -> ChannelList:
+    found = await service.server_channels(
+        db, state.cipher, state.discord_rest, state.channel_cache, identity.user, server_id
+    )
+    return ChannelList(channels=[ChannelOut.model_validate(c, from_attributes=True) for c in found])
 
 
 @router.get("/{server_id}/stats", response_model=StatsOut)
@@ -78,5 +92,6 @@ async def server_actions(
     db: ReadDb,
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
     before: Annotated[str | None, Query(max_length=64)] = None,
+    delivered: Annotated[bool | None, Query()] = None,
 ) -> ActionPage:
-    return await service.list_actions(db, identity.user.id, server_id, limit, before)
+    return await service.list_actions(db, identity.user.id, server_id, limit, before, delivered)

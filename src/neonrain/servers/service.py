@@ -24,12 +24,14 @@ from neonrain.contract import (
     SERVER_ENTRY_KEYS,
     WEBSITE_ENTRY_KEYS,
     Engine,
+    HeldBack,
     ServerEntry,
 )
 from neonrain.crypto import TokenCipher
 from neonrain.db.base import iso, utcnow
 from neonrain.db.changes import mark_config_changed
 from neonrain.discord_link import service as discord_service
+from neonrain.discord_link.channels import BotChannel, ChannelCache
 from neonrain.discord_link.client import DiscordRestClient, PartialGuild, guild_icon_url
 from neonrain.discord_link.schemas import GuildOut
 from neonrain.errors import ApiError
@@ -51,7 +53,10 @@ from neonrain.servers.schemas import (
 from neonrain.websites import service as websites_service
 from neonrain.websites.models import ServerWebsite
 
-NOTHING_TO_UPDATE = "Send at least one of botName, personality, rules, information, botActive."
+NOTHING_TO_UPDATE = (
+    "Send at least one of botName, personality, rules, information, botActive, channelMode, "
+    "channelIds, replyMode, maxRepliesPerHour, minSecondsBetweenReplies."
+)
 
 
 class ServerNotFound(ApiError):
@@ -74,6 +79,11 @@ def config_out(config: UserServerConfig, server: Server, website_count: int) -> 
         personality=config.personality,
         rules=config.rules,
         information=config.information,
+        channel_mode=config.channel_mode,
+        channel_ids=list(config.channel_ids),
+        reply_mode=config.reply_mode,
+        max_replies_per_hour=config.max_replies_per_hour,
+        min_seconds_between_replies=config.min_seconds_between_replies,
         messages_sent_count=config.messages_sent_count,
         messages_received_count=config.messages_received_count,
         last_message_sent_at=iso(config.last_message_sent_at),
@@ -255,12 +265,22 @@ async def _rename_servers(
 
 
 async def update_config(
-    session: AsyncSession, user: User, server_id: str, changes: dict[str, object]
+    session: AsyncSession,
+    cipher: TokenCipher,
+    discord: DiscordRestClient,
+    user: User,
+    server_id: str,
+    changes: dict[str, Any],
 ) -> ServerConfigOut:
+    """Apply the fields that were sent. Channel ids added to the configuration are checked with
+    Discord first (400 ``UNKNOWN_CHANNEL`` naming those that are not channels of the guild);
+    ids already stored, and removing ids, need no check."""
     if not changes:
         raise ApiError(400, "NOTHING_TO_UPDATE", NOTHING_TO_UPDATE)
     if changes.get("bot_active") is True and user.discord_token is None:
         raise discord_service.not_connected()
+    if "channel_ids" in changes:
+        await _check_new_channels(session, cipher, discord, user, server_id, changes["channel_ids"])
     config, server = await get_config(session, user.id, server_id, for_update=True)
     changed = False
     for name, value in changes.items():
@@ -275,6 +295,49 @@ async def update_config(
     return await _config_out(session, config, server)
 
 
+async def _check_new_channels(
+    session: AsyncSession,
+    cipher: TokenCipher,
+    discord: DiscordRestClient,
+    user: User,
+    server_id: str,
+    channel_ids: Sequence[str],
+) -> None:
+    """Ask Discord about the ids not yet in the configuration (before the row is locked: the
+    answer may take seconds)."""
+    if not plausible_id(server_id):
+        raise ServerNotFound()
+    row = (
+        await session.execute(
+            select(UserServerConfig.channel_ids, Server.guild_id)
+            .join(Server, Server.id == UserServerConfig.server_id)
+            .where(UserServerConfig.user_id == user.id, UserServerConfig.server_id == server_id)
+        )
+    ).first()
+    if row is None:
+        raise ServerNotFound()
+    stored, guild_id = set(row[0] or ()), row[1]
+    added = [channel_id for channel_id in channel_ids if channel_id not in stored]
+    if not added:
+        return
+    unknown = await discord_service.unknown_channels(
+        session, cipher, discord, user, guild_id, added
+    )
+    if unknown:
+        raise ApiError(
+            400,
+            "UNKNOWN_CHANNEL",
+            f"{_count(len(unknown), 'channel id')} {'is' if len(unknown) == 1 else 'are'} not "
+            "a text, announcement, forum, voice or stage channel of this Discord server: "
+            f"{', '.join(unknown)}.",
+            details={"channelIds": unknown},
+        )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 async def delete_config(session: AsyncSession, user_id: str, server_id: str) -> None:
     """Delete the configuration with its websites, scrapes, stats and agent actions (cascades);
     chat groups keep pointing at the shared server row. The caller commits (see
@@ -282,6 +345,25 @@ async def delete_config(session: AsyncSession, user_id: str, server_id: str) -> 
     config, _server = await get_config(session, user_id, server_id)
     await session.execute(delete(UserServerConfig).where(UserServerConfig.id == config.id))
     await mark_config_changed(session, [user_id])
+
+
+# ------------------------------------------------------------------------------------ channels
+
+
+async def server_channels(
+    session: AsyncSession,
+    cipher: TokenCipher,
+    discord: DiscordRestClient,
+    cache: ChannelCache,
+    user: User,
+    server_id: str,
+) -> tuple[BotChannel, ...]:
+    """The channels of the configuration's guild with what the user's bot may do in each (see
+    ``discord_link.service.bot_channels``); 404 when the configuration is not the user's."""
+    _config, server = await get_config(session, user.id, server_id)
+    return await discord_service.bot_channels(
+        session, cipher, discord, cache, user, server.guild_id
+    )
 
 
 # ------------------------------------------------------------------------------------ guilds
@@ -362,19 +444,31 @@ async def daily_stats(session: AsyncSession, user_id: str, server_id: str, days:
     first = today - timedelta(days=days - 1)
     rows = await session.execute(
         select(
-            ServerDailyStat.day, ServerDailyStat.messages_received, ServerDailyStat.messages_sent
+            ServerDailyStat.day,
+            ServerDailyStat.messages_received,
+            ServerDailyStat.messages_sent,
+            ServerDailyStat.messages_held_back,
         ).where(
             ServerDailyStat.user_server_config_id == config.id,
             ServerDailyStat.day >= first,
             ServerDailyStat.day <= today,
         )
     )
-    by_day: dict[date, tuple[int, int]] = {day: (rec, sent) for day, rec, sent in rows.all()}
+    by_day: dict[date, tuple[int, int, int]] = {
+        day: (received, sent, held) for day, received, sent, held in rows.all()
+    }
     out = []
     for offset in range(days):
         day = first + timedelta(days=offset)
-        received, sent = by_day.get(day, (0, 0))
-        out.append(DayStat(date=day.isoformat(), messages_received=received, messages_sent=sent))
+        received, sent, held = by_day.get(day, (0, 0, 0))
+        out.append(
+            DayStat(
+                date=day.isoformat(),
+                messages_received=received,
+                messages_sent=sent,
+                messages_held_back=held,
+            )
+        )
     return StatsOut(days=out)
 
 
@@ -416,10 +510,20 @@ class ActionNotFound(ApiError):
 
 
 async def list_actions(
-    session: AsyncSession, user_id: str, server_id: str, limit: int, before: str | None
+    session: AsyncSession,
+    user_id: str,
+    server_id: str,
+    limit: int,
+    before: str | None,
+    delivered: bool | None = None,
 ) -> ActionPage:
+    """A page of the configuration's agent actions, newest first; ``delivered`` keeps only the
+    posted messages (True) or only the held-back drafts (False). ``before`` is the last id of the
+    previous page (of the same filter)."""
     config, _server = await get_config(session, user_id, server_id)
     query = select(AgentAction).where(AgentAction.user_server_config_id == config.id)
+    if delivered is not None:
+        query = query.where(AgentAction.delivered.is_(delivered))
     if before is not None:
         if not plausible_id(before):
             raise ActionNotFound()
@@ -460,11 +564,16 @@ async def list_actions(
                 trigger_description=a.trigger_description,
                 message_history=a.message_history,
                 created_at=iso(a.created_at) or "",
+                delivered=a.delivered,
+                held_back=None if a.delivered else _HELD_BACK.get(a.held_back),
             )
             for a in actions
         ],
         next_cursor=actions[-1].id if more and actions else None,
     )
+
+
+_HELD_BACK: dict[str | None, HeldBack] = {"silent": "silent", "rate_limited": "rate_limited"}
 
 
 # --------------------------------------------------------------------- as the agent sees it
@@ -545,6 +654,7 @@ __all__ = [
     "guild_choices",
     "list_actions",
     "list_configs",
+    "server_channels",
     "server_detail",
     "server_entry",
     "server_entry_fields",

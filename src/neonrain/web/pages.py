@@ -27,7 +27,14 @@ from neonrain.accounts.deps import (
     identify,
 )
 from neonrain.accounts.service import Identity
-from neonrain.contract import BOT_NAME_MAX, INFORMATION_MAX, PERSONALITY_MAX, RULES_MAX
+from neonrain.contract import (
+    BOT_NAME_MAX,
+    INFORMATION_MAX,
+    MAX_REPLIES_PER_HOUR_MAX,
+    MIN_SECONDS_BETWEEN_REPLIES_MAX,
+    PERSONALITY_MAX,
+    RULES_MAX,
+)
 from neonrain.crypto import constant_time_equals
 from neonrain.discord_link import service as discord_service
 from neonrain.discord_link.schemas import StatusOut
@@ -44,6 +51,14 @@ SPARKLINE_DAYS = 14
 CHART_DAYS = 30
 ACTIONS_PER_PAGE = 10
 PRECEDING_SHOWN = 3
+#: The server page's agent-action filter (``?actions=``): all, posted only, held-back drafts only.
+ACTION_FILTERS: dict[str, bool | None] = {"all": None, "posted": True, "held": False}
+#: Why a draft was not posted, as the actions list says it.
+HELD_BACK_LABELS = {
+    "silent": "Not posted — shadow mode",
+    "rate_limited": "Not posted — reply limit",
+    None: "Not posted",
+}
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -128,8 +143,15 @@ def action_markdown(action: ActionOut) -> str:
     for message in _preceding(action):
         content = str(message.get("content", "")).replace("\n", "\n> ")
         lines.append(f"> **{message.get('author', '?')}**: {content}")
-    lines += ["", f"**Reply:** {action.agent_message}"]
+    if action.delivered:
+        lines += ["", f"**Reply:** {action.agent_message}"]
+    else:
+        lines += ["", f"**Draft ({held_back_label(action).lower()}):** {action.agent_message}"]
     return "\n".join(lines)
+
+
+def held_back_label(action: ActionOut) -> str:
+    return HELD_BACK_LABELS.get(action.held_back, HELD_BACK_LABELS[None])
 
 
 def _preceding(action: ActionOut) -> list[dict[str, Any]]:
@@ -147,6 +169,7 @@ def _action_view(action: ActionOut) -> dict[str, Any]:
         "preceding": preceding,
         "hidden_count": max(len(preceding) - PRECEDING_SHOWN, 0),
         "markdown": action_markdown(action),
+        "held_back_label": None if action.delivered else held_back_label(action),
     }
 
 
@@ -229,23 +252,30 @@ async def server_page(request: Request, server_id: str, db: ReadDb, state: State
     if identity is None:
         return _login_redirect(request)
     account = await flows.load_account(db, state.settings, identity.user)
+    actions_filter = request.query_params.get("actions", "all")
+    if actions_filter not in ACTION_FILTERS:
+        actions_filter = "all"
+    delivered = ACTION_FILTERS[actions_filter]
     try:
         detail = await flows.server_detail(db, state.settings, identity.user, server_id, account)
         stats = await servers_service.daily_stats(db, identity.user.id, server_id, CHART_DAYS)
         before = request.query_params.get("actionsBefore") or None
         try:
             page = await servers_service.list_actions(
-                db, identity.user.id, server_id, ACTIONS_PER_PAGE, before
+                db, identity.user.id, server_id, ACTIONS_PER_PAGE, before, delivered
             )
         except servers_service.ServerNotFound:
             raise
         except ApiError:  # an unknown or stale cursor: show the first page instead
             page = await servers_service.list_actions(
-                db, identity.user.id, server_id, ACTIONS_PER_PAGE, None
+                db, identity.user.id, server_id, ACTIONS_PER_PAGE, None, delivered
             )
     except servers_service.ServerNotFound:
         return not_found_page(request)
-    chart = views.daily_chart([(d.date, d.messages_received, d.messages_sent) for d in stats.days])
+    chart = views.daily_chart(
+        [(d.date, d.messages_received, d.messages_sent) for d in stats.days],
+        held_back=[d.messages_held_back for d in stats.days],
+    )
     context = {
         "title": detail.guild_name,
         "nav": "dashboard",
@@ -253,12 +283,22 @@ async def server_page(request: Request, server_id: str, db: ReadDb, state: State
         "chart": chart,
         "actions": [_action_view(a) for a in page.actions],
         "next_cursor": page.next_cursor,
+        "actions_filter": actions_filter,
         "activation_blocked": _can_activate(account),
         "limits": {
             "botName": BOT_NAME_MAX,
             "personality": PERSONALITY_MAX,
             "rules": RULES_MAX,
             "information": INFORMATION_MAX,
+            "maxRepliesPerHour": MAX_REPLIES_PER_HOUR_MAX,
+            "minSecondsBetweenReplies": MIN_SECONDS_BETWEEN_REPLIES_MAX,
+        },
+        "behaviour": {
+            "channelMode": detail.channel_mode,
+            "channelIds": detail.channel_ids,
+            "replyMode": detail.reply_mode,
+            "maxRepliesPerHour": detail.max_replies_per_hour,
+            "minSecondsBetweenReplies": detail.min_seconds_between_replies,
         },
     }
     return _render(request, "server.html", context, identity=identity)

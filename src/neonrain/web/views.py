@@ -166,6 +166,8 @@ class DayColumn:
     label: str
     received: Bar
     sent: Bar
+    #: Drafts held back that day (a third bar, only when the chart has any).
+    held: Bar | None = None
 
 
 @dataclass(frozen=True)
@@ -183,34 +185,49 @@ class DailyChart:
     first_label: str
     last_label: str
     summary: str
+    total_held_back: int = 0
+
+    @property
+    def has_held_back(self) -> bool:
+        return self.total_held_back > 0
 
 
 def daily_chart(
-    days: Sequence[tuple[str, int, int]], width: int = 600, height: int = 160
+    days: Sequence[tuple[str, int, int]],
+    width: int = 600,
+    height: int = 160,
+    *,
+    held_back: Sequence[int] | None = None,
 ) -> DailyChart:
-    """Grouped bars of (date, received, sent) per day, oldest first. The SVG holds only the bars
-    and axis lines (it stretches to its box); labels are HTML next to it, so they stay legible
-    at any width."""
+    """Grouped bars of (date, received, sent) per day, oldest first, and a third bar per day for
+    the drafts held back (``held_back``, one count per day) when there are any. The SVG holds only
+    the bars and axis lines (it stretches to its box); labels are HTML next to it, so they stay
+    legible at any width."""
+    held = list(held_back or [0] * len(days))
+    if len(held) != len(days):
+        raise ValueError("held_back needs one count per day")
+    total_held_back = sum(held)
+    series = 3 if total_held_back else 2
     plot_top, plot_bottom, left = 4, height - 1, 0
-    peak = max([max(r, s) for _d, r, s in days] + [1])
+    peak = max([max(r, s, h) for (_d, r, s), h in zip(days, held, strict=True)] + [1])
     slot = (width - left) / max(len(days), 1)
-    bar_width = max(round(slot * 0.38, 2), 1.0)
+    bar_width = max(round(slot * 0.76 / series, 2), 1.0)
     usable = plot_bottom - plot_top
+
+    def bar(x: float, value: int) -> Bar:
+        h = round(value / peak * usable, 2)
+        return Bar(x=round(x, 2), y=round(plot_bottom - h, 2), height=h, value=value)
+
     columns: list[DayColumn] = []
-    for index, (day, received, sent) in enumerate(days):
+    for index, ((day, received, sent), drafts) in enumerate(zip(days, held, strict=True)):
         x0 = left + index * slot + slot * 0.1
-        rh = round(received / peak * usable, 2)
-        sh = round(sent / peak * usable, 2)
         columns.append(
             DayColumn(
                 date=day,
                 label=_short_date(day),
-                received=Bar(
-                    x=round(x0, 2), y=round(plot_bottom - rh, 2), height=rh, value=received
-                ),
-                sent=Bar(
-                    x=round(x0 + bar_width, 2), y=round(plot_bottom - sh, 2), height=sh, value=sent
-                ),
+                received=bar(x0, received),
+                sent=bar(x0 + bar_width, sent),
+                held=bar(x0 + 2 * bar_width, drafts) if total_held_back else None,
             )
         )
     total_received = sum(r for _d, r, _s in days)
@@ -221,14 +238,20 @@ def daily_chart(
         busiest = f"{_short_date(top[0])} ({number(top[1])} received, {number(top[2])} sent)"
     first_label = _short_date(days[0][0]) if days else ""
     last_label = _short_date(days[-1][0]) if days else ""
+    not_posted = ""
+    if total_held_back:
+        were = "reply was" if total_held_back == 1 else "replies were"
+        not_posted = f" {number(total_held_back)} {were} drafted but not posted."
     if total_received or total_sent:
         summary = (
             f"Over the last {len(days)} days ({first_label} to {last_label}): "
             f"{number(total_received)} messages received and {number(total_sent)} sent. "
-            f"Busiest day: {busiest}."
+            f"Busiest day: {busiest}.{not_posted}"
         )
     else:
-        summary = f"No messages in the last {len(days)} days ({first_label} to {last_label})."
+        summary = (
+            f"No messages in the last {len(days)} days ({first_label} to {last_label}).{not_posted}"
+        )
     return DailyChart(
         width=width,
         height=height,
@@ -243,6 +266,7 @@ def daily_chart(
         first_label=first_label,
         last_label=last_label,
         summary=summary,
+        total_held_back=total_held_back,
     )
 
 

@@ -203,10 +203,11 @@ let liveBusy = null;
 
 export function onLiveUpdate(listener) { liveListeners.push(listener); }
 
-/** Fetches the page again (optionally with a query) and returns it parsed. */
+/** Fetches the page again (its query, plus `query`'s parameters) and returns it parsed. */
 export async function fetchPage(query = "") {
-  const src = document.body.dataset.liveSrc;
-  const response = await fetch(src + query, { credentials: "same-origin", headers: { Accept: "text/html" } });
+  const src = new URL(document.body.dataset.liveSrc, window.location.href);
+  new URLSearchParams(query).forEach((value, name) => src.searchParams.set(name, value));
+  const response = await fetch(src, { credentials: "same-origin", headers: { Accept: "text/html" } });
   if (new URL(response.url).pathname === "/login") {
     throw new ApiError("Your session has ended; sign in again.", "UNAUTHENTICATED", 401);
   }

@@ -1,5 +1,7 @@
-// /dashboard/servers/:serverId: activation switch, configuration editor, websites, agent actions,
-// removing the server. Live regions (stats, websites, actions) are refreshed by common.js.
+// /dashboard/servers/:serverId: activation switch, configuration editor (with where and when the
+// bot speaks, behaviour.js), websites, agent actions, removing the server. Live regions (stats,
+// websites, actions) are refreshed by common.js.
+import { initBehaviour } from "./behaviour.js";
 import {
   api, autoGrow, bindSwitches, clearErrors, confirmAction, copyText, fetchPage, fieldError,
   fixImages, flashAfterReload, onLiveUpdate, refreshNow, refreshTimes, say, setSwitch,
@@ -29,14 +31,19 @@ if (activation) {
 // ------------------------------------------------------------------ configuration
 
 const form = document.getElementById("config-form");
-const fields = [...form.querySelectorAll("input[name], textarea[name]")];
+// The texts; the behaviour card's inputs (also in this form) are behaviour.js's.
+const fields = [...document.getElementById("config-card").querySelectorAll("input[name], textarea[name]")];
 const saveButton = document.getElementById("config-save");
 const marker = document.getElementById("unsaved-marker");
 const configStatus = document.getElementById("config-status");
 const configError = document.getElementById("config-error");
+const saveBar = document.getElementById("save-bar");
 let saved = Object.fromEntries(fields.map((f) => [f.name, f.value]));
+let leaving = false;
 
 const dirtyFields = () => fields.filter((f) => f.value !== saved[f.name]);
+const behaviour = initBehaviour({ base, onChange: () => updateDirty() });
+const isDirty = () => !leaving && (dirtyFields().length > 0 || behaviour.isDirty());
 
 function updateCounter(field) {
   const counter = form.querySelector(`[data-counter-for="${field.id}"]`);
@@ -50,8 +57,9 @@ function updateCounter(field) {
 }
 
 function updateDirty() {
-  const dirty = dirtyFields().length > 0;
+  const dirty = isDirty();
   marker.hidden = !dirty;
+  saveBar.dataset.dirty = dirty ? "true" : "false";
   saveButton.disabled = !dirty;
   if (dirty) say(configStatus, "");
 }
@@ -68,7 +76,7 @@ for (const field of fields) {
 }
 
 window.addEventListener("beforeunload", (event) => {
-  if (dirtyFields().length) {
+  if (isDirty()) {
     event.preventDefault();
     event.returnValue = "";
   }
@@ -78,7 +86,7 @@ form.addEventListener("submit", async (event) => {
   event.preventDefault();
   clearErrors(form);
   const changed = dirtyFields();
-  if (!changed.length) return;
+  if (!changed.length && !behaviour.isDirty()) return;
   const body = {};
   for (const field of changed) {
     const limit = Number(field.dataset.limit);
@@ -94,6 +102,8 @@ form.addEventListener("submit", async (event) => {
     }
     body[field.name] = field.name === "botName" ? field.value.trim() : field.value;
   }
+  if (!behaviour.validate()) return;
+  Object.assign(body, behaviour.body());
   saveButton.disabled = true;
   saveButton.textContent = "Saving…";
   try {
@@ -105,9 +115,12 @@ form.addEventListener("submit", async (event) => {
       }
     }
     saved = Object.fromEntries(fields.map((f) => [f.name, f.value]));
+    behaviour.markSaved(config);
     say(configStatus, "Saved. The bot uses the new configuration within a second.", "success");
   } catch (error) {
-    if (!(error.code === "VALIDATION_ERROR" && showFieldErrors(form, error))) {
+    const shown = behaviour.showError(error, configError) ||
+      (error.code === "VALIDATION_ERROR" && showFieldErrors(form, error));
+    if (!shown) {
       configError.textContent = error.message;
       configError.hidden = false;
     }
@@ -316,6 +329,36 @@ loadMore.addEventListener("click", async () => {
   }
 });
 
+// The filter (All / Posted / Not posted) is the page's ?actions=, kept in the address; live
+// refreshes and "Load more" read the filtered page.
+const actionsFilter = document.getElementById("actions-filter");
+let filterRequest = 0;
+
+actionsFilter.addEventListener("change", async (event) => {
+  const value = event.target.value;
+  const query = value === "all" ? "" : `?actions=${encodeURIComponent(value)}`;
+  document.body.dataset.liveSrc = window.location.pathname + query;
+  window.history.replaceState(null, "", window.location.pathname + query + window.location.hash);
+  const request = ++filterRequest;
+  say(actionsStatus, "Loading…");
+  try {
+    const doc = await fetchPage();
+    if (request !== filterRequest) return; // another choice was made meanwhile
+    const fresh = doc.getElementById("action-list");
+    actionList.replaceChildren(...[...fresh.children].map((child) => document.importNode(child, true)));
+    actionList.dataset.nextCursor = fresh.dataset.nextCursor || "";
+    loadMore.hidden = !actionList.dataset.nextCursor;
+    document.getElementById("actions-empty").textContent = doc.getElementById("actions-empty").textContent;
+    updateActionsEmpty();
+    fixImages(actionList);
+    refreshTimes(actionList);
+    const label = event.target.labels[0].textContent;
+    say(actionsStatus, value === "all" ? "" : `Showing: ${label}.`);
+  } catch (error) {
+    if (request === filterRequest) say(actionsStatus, error.message, "error");
+  }
+});
+
 // ------------------------------------------------------------------ danger zone
 
 const removeButton = document.getElementById("remove-server");
@@ -330,7 +373,7 @@ removeButton.addEventListener("click", async () => {
   removeButton.disabled = true;
   try {
     await api(base, { method: "DELETE" });
-    saved = Object.fromEntries(fields.map((f) => [f.name, f.value]));
+    leaving = true;
     flashAfterReload(`${removeButton.dataset.name} was removed.`);
     window.location.assign("/dashboard");
   } catch (error) {
