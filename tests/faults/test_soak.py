@@ -114,7 +114,17 @@ async def test_soak_with_one_fault_of_each_kind(
             if text not in answered and message_id not in gone
         )  # fmt: skip
 
-    await harness.wait_until(lambda: not unaccounted(), timeout=60, what="every message")
+    try:
+        await harness.wait_until(lambda: not unaccounted(), timeout=60, what="every message")
+    except AssertionError:
+        missing = unaccounted()
+        ids = {text: message_id for message_id, text in posted.items()}
+        trail = [
+            r.getMessage()
+            for r in caplog.records
+            if any(str(ids[text]) in r.getMessage() for text in missing)
+        ]
+        raise AssertionError(f"unaccounted: {missing}; their log lines: {trail}") from None
     sent = replies()
 
     async def exact() -> bool:
