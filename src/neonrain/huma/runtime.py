@@ -217,6 +217,11 @@ class AgentSession:
         return self.connection.error
 
     @property
+    def waiting_context(self) -> bool:
+        """Whether a context update waits for the connection (only the newest one is kept)."""
+        return self._undelivered is not None
+
+    @property
     def pending_tool_call_id(self) -> Any:
         """The id of the message being typed, if any."""
         pending = self._sender.pending

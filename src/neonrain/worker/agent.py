@@ -288,18 +288,21 @@ class GuildAgent(SessionListener):
             return
         context = self._context(guild, channel)
         description = describe_new_message(entry.author, channel.name, entry.content)
-        waiting = self._kept_for_reconnect
-        delivered = await self._session().send_context(context, description)
+        session = self._session()
+        waiting = self._kept_for_reconnect if session.waiting_context else None
         if waiting is not None and waiting != entry.id:
             # Only the newest update is kept while HUMA is away: the older one will not be
             # answered on its own, the newer carries it in its history.
             log.info(
-                "reply superseded %s trigger_message=%s reason=a newer message came while HUMA "
-                "was away",
+                "reply superseded %s trigger_message=%s reason=a newer message came before HUMA "
+                "could take the older one",
                 self._log_fields(channel_id),
                 waiting,
             )
-        self._kept_for_reconnect = None if delivered else entry.id
+        self._kept_for_reconnect = entry.id  # before waiting: a message may come meanwhile
+        delivered = await session.send_context(context, description)
+        if self._kept_for_reconnect == entry.id and not session.waiting_context:
+            self._kept_for_reconnect = None
         log.info(
             "message handed to agent %s message=%s delivered=%s agent=%s",
             self._log_fields(channel_id),
