@@ -9,11 +9,10 @@ except under CI (``CI=true``), where that is a failure.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import shutil
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,7 +26,7 @@ from neonrain.app import create_app
 from neonrain.websites.scraper import start_scraper
 from tests.conftest import IN_CI, TEST_INTERNAL_KEY, make_settings
 from tests.fakes.fake_discord import FakeDiscord
-from tests.webapp import free_port
+from tests.webapp import ThreadLoop, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -44,28 +43,7 @@ TEST_REFRESH_MS = 2000
 
 T = TypeVar("T")
 
-
-class ThreadLoop:
-    """An asyncio event loop running in a daemon thread."""
-
-    def __init__(self, name: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
-        self.thread.start()
-
-    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 30) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
-
-    def call(self, function: Callable[[], T]) -> T:
-        async def call() -> T:
-            return function()
-
-        return self.run(call())
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
+__all__ = ["LiveApp", "ThreadLoop", "new_page"]
 
 
 class ScrapeTarget:
