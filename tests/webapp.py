@@ -4,6 +4,7 @@ event loop in a thread for fakes that synchronous code (Playwright, subprocess t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 from collections.abc import Callable, Coroutine
@@ -85,10 +86,8 @@ class ThreadLoop:
                 task.cancel()
             await asyncio.gather(*rest, return_exceptions=True)
 
-        try:
+        with contextlib.suppress(TimeoutError):
             self.run(cancel_the_rest(), timeout=5)
-        except TimeoutError:
-            pass
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
         self.loop.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import functools
 import getpass
@@ -196,11 +197,9 @@ def _run_server(
 
         Multiprocess(config, sockets=[sock]).run()
         return
-    try:
+    # uvicorn re-raises SIGINT after its graceful shutdown; Ctrl-C is a normal way to stop.
+    with contextlib.suppress(KeyboardInterrupt):
         uvicorn.Server(config).run(sockets=[sock])
-    except KeyboardInterrupt:
-        # uvicorn re-raises SIGINT after its graceful shutdown; Ctrl-C is a normal way to stop.
-        pass
 
 
 @cli.command()

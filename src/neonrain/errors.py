@@ -110,7 +110,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if not request.url.path.startswith("/api") and exc.status_code == 404:
             from neonrain.web.pages import not_found_page
 
-            return not_found_page(request)
+            return await not_found_page(request)
         code, message = _STATUS_CODES.get(exc.status_code, ("ERROR", str(exc.detail)))
         if isinstance(exc.detail, str) and exc.detail and exc.status_code not in _STATUS_CODES:
             message = exc.detail

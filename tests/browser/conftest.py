@@ -10,6 +10,7 @@ except under CI (``CI=true``), where that is a failure.
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import threading
 from collections.abc import Callable, Iterator
@@ -37,13 +38,23 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+#: Where the README's pictures live; tests write there only when asked to (see screenshots.py).
+README_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SCREENSHOTS_ENV = "NEONRAIN_SCREENSHOTS_DIR"
 #: Live refresh every 2 s in tests instead of 15 s (read by static/js/common.js).
 TEST_REFRESH_MS = 2000
+CSP_MARK = "CSP violation:"
+#: Every violation of the page's Content-Security-Policy becomes a console error the test sees
+#: (Chromium also logs most of them itself).
+CSP_LISTENER = (
+    "document.addEventListener('securitypolicyviolation', (e) => console.error("
+    f"'{CSP_MARK} ' + e.violatedDirective + ' ' + e.blockedURI + ' ' + e.sourceFile + ':'"
+    " + e.lineNumber));"
+)
 
 T = TypeVar("T")
 
-__all__ = ["LiveApp", "ThreadLoop", "new_page"]
+__all__ = ["LiveApp", "ThreadLoop", "assert_clean", "new_page"]
 
 
 class ScrapeTarget:
@@ -117,6 +128,17 @@ def chromium() -> Path:
     return CHROMIUM
 
 
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the flow tests save their screenshots: a temporary folder (running the tests never
+    changes tracked files), or the folder in NEONRAIN_SCREENSHOTS_DIR when the README's pictures
+    are being updated (``python -m tests.browser.screenshots``)."""
+    chosen = os.environ.get(SCREENSHOTS_ENV)
+    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 @pytest.fixture
 def live_app(tmp_path: Path, sqlite_template: Path) -> Iterator[LiveApp]:
     database = tmp_path / "browser.db"
@@ -184,6 +206,7 @@ def new_page(browser: Any, live: LiveApp, width: int = 1280, height: int = 900) 
     context.add_init_script(
         f"try {{ localStorage.setItem('neonrain.refreshMs', '{TEST_REFRESH_MS}'); }} catch (e) {{}}"
     )
+    context.add_init_script(CSP_LISTENER)
 
     def only_local(route: Any) -> None:
         if route.request.url.startswith(live.base_url):
@@ -195,5 +218,20 @@ def new_page(browser: Any, live: LiveApp, width: int = 1280, height: int = 900) 
     context.set_default_timeout(10_000)
     page = context.new_page()
     page.errors = []
+    page.csp_violations = []
     page.on("pageerror", lambda error: page.errors.append(str(error)))
+
+    def on_console(message: Any) -> None:
+        if message.type == "error" and (
+            "Content Security Policy" in message.text or message.text.startswith(CSP_MARK)
+        ):
+            page.csp_violations.append(message.text)
+
+    page.on("console", on_console)
     return page
+
+
+def assert_clean(page: Any) -> None:
+    """No script error and no Content-Security-Policy violation on any page this page visited."""
+    assert page.errors == [], page.errors
+    assert page.csp_violations == [], page.csp_violations

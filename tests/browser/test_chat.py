@@ -17,11 +17,11 @@ import pytest
 import uvicorn
 
 from neonrain.app import create_app
-from tests.browser.conftest import SCREENSHOTS, ThreadLoop, new_page
+from tests.browser.conftest import assert_clean, new_page
 from tests.conftest import make_settings
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_huma import FakeHuma
-from tests.webapp import free_port
+from tests.webapp import ThreadLoop, free_port
 
 pytestmark = pytest.mark.browser
 
@@ -116,7 +116,7 @@ def _signed_in_page(browser: Any, live: ChatLive, token: str, width: int, height
     return page
 
 
-def test_three_pane_chat_flow(browser: Any, chat_live: ChatLive) -> None:
+def test_three_pane_chat_flow(browser: Any, chat_live: ChatLive, screenshots: Path) -> None:
     live = chat_live
     live.loop.call(lambda: live.huma.script(reply="Hello from the **agent**!"))
     token, servers = _setup_account(live)
@@ -173,8 +173,7 @@ def test_three_pane_chat_flow(browser: Any, chat_live: ChatLive) -> None:
     expect(panes.nth(2).locator(".message-assistant")).to_have_count(2)
     expect(panes.nth(2).locator("textarea")).to_have_value("")
     page.locator(".message-list").first.evaluate("el => el.closest('.messages').scrollTop = 0")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "chat-1280.png"))
+    page.screenshot(path=str(screenshots / "chat-1280.png"))
 
     # Activate the chat's server bot from the header.
     activate = page.get_by_role("button", name="Activate bot in Rust Lovers")
@@ -206,7 +205,7 @@ def test_three_pane_chat_flow(browser: Any, chat_live: ChatLive) -> None:
     expect(panes.nth(1).locator(".message-user .message-author")).to_have_text("Captain")
     expect(panes.nth(1).locator(".persona-chip")).to_have_value("Captain")
     expect(page.locator(".conn-state[data-state=connected]")).to_have_count(3)
-    assert page.errors == []
+    assert_clean(page)
 
     # 360 px: panes become tabs, the sidebar collapses.
     small = _signed_in_page(browser, live, token, 360, 780)
@@ -216,7 +215,7 @@ def test_three_pane_chat_flow(browser: Any, chat_live: ChatLive) -> None:
     expect(small.locator("#chat-list")).to_be_hidden()
     small.get_by_role("tab", name="Pane 2").click()
     expect(small.locator(".pane.active .message-user .message-author")).to_have_text("Captain")
-    small.screenshot(path=str(SCREENSHOTS / "chat-360.png"), full_page=True)
+    small.screenshot(path=str(screenshots / "chat-360.png"), full_page=True)
     small.get_by_role("button", name="Chats").click()
     expect(small.locator("#chat-list")).to_be_visible()
-    assert small.errors == []
+    assert_clean(small)

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser.conftest import SCREENSHOTS, LiveApp, new_page
+from tests.browser.conftest import LiveApp, assert_clean, new_page
 
 pytestmark = pytest.mark.browser
 
@@ -84,7 +85,7 @@ def configure(page: Any, server_id: str, values: dict[str, str]) -> None:
     expect(save).to_be_disabled()
 
 
-def test_dashboard_flow(browser: Any, live_app: LiveApp) -> None:
+def test_dashboard_flow(browser: Any, live_app: LiveApp, screenshots: Path) -> None:
     live = live_app
     bot = live.discord(lambda: live.fake.add_bot(TOKEN, "Rainbot"))
     live.discord(lambda: live.fake.add_guild("Alpha Guild", bots=[bot]))
@@ -148,7 +149,7 @@ def test_dashboard_flow(browser: Any, live_app: LiveApp) -> None:
     switch.click()
     expect(switch).to_have_attribute("aria-checked", "true")
     expect(page.locator("#activation-status")).to_contain_text("now active in Alpha Guild")
-    expect(page.locator('[data-live="active-badge"]')).to_have_text("Active")
+    expect(page.get_by_test_id("active-badge")).to_have_text("Active")
     page.goto("/dashboard")
     card_switch = page.get_by_role("switch", name="Bot active in Alpha Guild")
     expect(card_switch).to_have_attribute("aria-checked", "true")
@@ -249,8 +250,8 @@ def test_dashboard_flow(browser: Any, live_app: LiveApp) -> None:
     expect(page.get_by_test_id("response-rate")).to_have_text(f"{rate}%")
 
     # ---------------------------------------------------------------- screenshots
-    shoot(page, "dashboard", "/dashboard")
-    shoot(page, "server", f"/dashboard/servers/{alpha_id}")
+    shoot(page, screenshots, "dashboard", "/dashboard")
+    shoot(page, screenshots, "server", f"/dashboard/servers/{alpha_id}")
     page.set_viewport_size({"width": 1280, "height": 900})
 
     # ---------------------------------------------------------------- remove the website
@@ -282,7 +283,7 @@ def test_dashboard_flow(browser: Any, live_app: LiveApp) -> None:
     expect(page).to_have_url(re.compile(r"/login$"))
     page.goto("/dashboard")
     expect(page).to_have_url(re.compile(r"/login\?next="))
-    assert page.errors == [], page.errors
+    assert_clean(page)
 
     # ---------------------------------------------------------------- a second user
     other = new_page(browser, live)
@@ -294,17 +295,16 @@ def test_dashboard_flow(browser: Any, live_app: LiveApp) -> None:
     assert response is not None and response.status == 404
     expect(other.get_by_role("heading", name="Nothing here")).to_be_visible()
     assert "Alpha Guild" not in other.content()
-    assert other.errors == [], other.errors
+    assert_clean(other)
 
 
-def shoot(page: Any, name: str, path: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def shoot(page: Any, folder: Path, name: str, path: str) -> None:
     for width in (1280, 360):
         page.set_viewport_size({"width": width, "height": 900})
         page.goto(path)
         page.wait_for_load_state("networkidle")
         page.evaluate("() => document.fonts.ready")
-        page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=True)
+        page.screenshot(path=str(folder / f"{name}-{width}.png"), full_page=True)
         overflow = page.evaluate(
             "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )

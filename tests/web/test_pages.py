@@ -240,7 +240,7 @@ async def test_server_page_shows_configuration_websites_stats_and_actions(
                          ("information", 20000)):  # fmt: skip
         assert f'id="cfg-{field}"' in html
         assert f'data-limit="{limit}"' in html
-    assert "Unsaved changes" in html and 'id="config-save" disabled' in html
+    assert "Unsaved changes" in html and 'id="config-save" aria-disabled="true"' in html
     assert "No websites yet" in html
     assert "No agent actions yet" in html
     assert 'role="img" aria-labelledby="chart-title chart-desc"' in html

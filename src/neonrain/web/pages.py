@@ -12,22 +12,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from neonrain.accounts import service as accounts_service
 from neonrain.accounts.deps import (
-    CSRF_COOKIE,
-    clear_session_cookies,
     ensure_csrf_cookie,
     identify,
 )
 from neonrain.accounts.service import Identity
-from neonrain.crypto import constant_time_equals
 from neonrain.discord_link import service as discord_service
 from neonrain.discord_link.schemas import StatusOut
 from neonrain.errors import ApiError
@@ -86,12 +83,17 @@ def _state(request: Request) -> AppState:
     return state
 
 
-def not_found_page(request: Request) -> Response:
-    return templates.TemplateResponse(
-        request,
-        "not_found.html",
-        {"title": "Not found", "identity": None, "csrf": "", "v": views, "nav": ""},
-        status_code=404,
+async def not_found_page(request: Request) -> Response:
+    """The 404 page, with the header of whoever asks (signed in or not)."""
+    state = _state(request)
+    identity: Identity | None = None
+    try:
+        async with state.read_sessionmaker() as db:
+            identity = await identify(request, db, state)
+    except (OSError, SQLAlchemyError):  # the database is away: a 404 needs no account
+        identity = None
+    return _render(
+        request, "not_found.html", {"title": "Not found"}, identity=identity, status_code=404
     )
 
 
@@ -99,7 +101,11 @@ async def _discord_context(db: AsyncSession, identity: Identity) -> dict[str, An
     status = await servers_service.discord_status(db, identity.user)
     return {
         "status": status,
-        "token_rejected": identity.user.discord_token_status == discord_service.TOKEN_INVALID,
+        "token_rejected": status.connected
+        and (
+            identity.user.discord_token_status == discord_service.TOKEN_INVALID
+            or status.worker.state == "token_invalid"
+        ),
     }
 
 
@@ -180,7 +186,7 @@ def _action_view(action: ActionOut) -> dict[str, Any]:
 @router.get("/", response_class=HTMLResponse)
 async def landing(request: Request, db: Db, state: State) -> Response:
     identity = await identify(request, db, state)
-    return _render(request, "landing.html", {"title": "Neonrain"}, identity=identity)
+    return _render(request, "landing.html", {"title": None}, identity=identity)
 
 
 @router.get("/register", response_class=HTMLResponse)
@@ -198,29 +204,26 @@ async def _auth_page(request: Request, db: AsyncSession, state: AppState, mode: 
     identity = await identify(request, db, state)
     if identity is not None:
         return RedirectResponse(target, status_code=303)
-    context = {
+    return _render(request, "auth.html", auth_context(state, mode, target), identity=None)
+
+
+def auth_context(
+    state: AppState,
+    mode: str,
+    target: str,
+    *,
+    errors: dict[str, str] | None = None,
+    email: str = "",
+) -> dict[str, Any]:
+    """The sign-in/up page; ``errors`` maps a field (or "" for the form) to its message."""
+    return {
         "title": "Create an account" if mode == "register" else "Sign in",
         "mode": mode,
         "next": target,
         "registration_open": state.settings.allow_registration,
+        "errors": errors or {},
+        "email": email,
     }
-    return _render(request, "auth.html", context, identity=None)
-
-
-@router.post("/logout")
-async def logout(request: Request, db: Db, state: State) -> Response:
-    """Sign out from the header's form (works without JavaScript): CSRF field = cookie."""
-    form = parse_qs((await request.body()).decode("utf-8", "replace"))
-    sent = (form.get("csrf") or [""])[0]
-    cookie = request.cookies.get(CSRF_COOKIE, "")
-    response = RedirectResponse("/login", status_code=303)
-    if not sent or not cookie or not constant_time_equals(sent, cookie):
-        return RedirectResponse("/dashboard", status_code=303)
-    identity = await identify(request, db, state)
-    if identity is not None and identity.session_id is not None:
-        await accounts_service.end_session(db, identity.session_id)
-    clear_session_cookies(response)
-    return response
 
 
 @router.get("/dashboard", response_class=HTMLResponse)
@@ -228,10 +231,15 @@ async def dashboard(request: Request, db: Db, state: State) -> Response:
     identity = await identify(request, db, state)
     if identity is None:
         return _login_redirect(request)
+    context = await dashboard_context(db, identity)
+    return _render(request, "dashboard.html", context, identity=identity)
+
+
+async def dashboard_context(db: AsyncSession, identity: Identity) -> dict[str, Any]:
     discord = await _discord_context(db, identity)
     servers = await servers_service.list_configs(db, identity.user.id)
     sparklines = await _sparklines(db, identity.user.id)
-    context = {
+    return {
         "title": "Dashboard",
         "nav": "dashboard",
         **discord,
@@ -244,7 +252,6 @@ async def dashboard(request: Request, db: Db, state: State) -> Response:
             for s in servers
         },
     }
-    return _render(request, "dashboard.html", context, identity=identity)
 
 
 @router.get("/dashboard/servers/{server_id}", response_class=HTMLResponse)
@@ -267,7 +274,7 @@ async def server_page(request: Request, server_id: str, db: Db, state: State) ->
                 db, identity.user.id, server_id, ACTIONS_PER_PAGE, None
             )
     except servers_service.ServerNotFound:
-        return not_found_page(request)
+        return await not_found_page(request)
     discord = await _discord_context(db, identity)
     chart = views.daily_chart([(d.date, d.messages_received, d.messages_sent) for d in stats.days])
     context = {
@@ -294,14 +301,23 @@ async def settings_page(request: Request, db: Db, state: State) -> Response:
     identity = await identify(request, db, state)
     if identity is None:
         return _login_redirect(request)
-    discord = await _discord_context(db, identity)
-    context = {
+    context = await settings_context(db, identity)
+    return _render(request, "settings.html", context, identity=identity)
+
+
+async def settings_context(db: AsyncSession, identity: Identity) -> dict[str, Any]:
+    return {
         "title": "Settings",
         "nav": "settings",
-        **discord,
+        **await _discord_context(db, identity),
         "has_password": identity.user.password_hash is not None,
     }
-    return _render(request, "settings.html", context, identity=identity)
+
+
+@router.get("/docs")
+async def docs_redirect() -> Response:
+    """Where people look for API documentation first."""
+    return RedirectResponse("/api/docs", status_code=307)
 
 
 # Public names for other page modules (e.g. neonrain.chat.pages), which render into base.html:
