@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 import pytest
@@ -27,6 +27,7 @@ from neonrain.app import create_app
 from neonrain.websites.scraper import start_scraper
 from tests.conftest import IN_CI, TEST_INTERNAL_KEY, make_settings
 from tests.fakes.fake_discord import FakeDiscord
+from tests.fakes.fake_huma import FakeHuma
 from tests.webapp import ThreadLoop, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -54,7 +55,16 @@ CSP_LISTENER = (
 
 T = TypeVar("T")
 
-__all__ = ["LiveApp", "ThreadLoop", "assert_clean", "new_page"]
+__all__ = [
+    "ChatLive",
+    "LiveApp",
+    "ThreadLoop",
+    "assert_clean",
+    "expect",
+    "new_page",
+    "setup_chat_account",
+    "signed_in_page",
+]
 
 
 class ScrapeTarget:
@@ -179,6 +189,107 @@ def live_app(tmp_path: Path, sqlite_template: Path) -> Iterator[LiveApp]:
         scrape.close()
         discord_loop.run(fake.stop())
         discord_loop.close()
+
+
+# ------------------------------------------------------------------------------------ chat
+
+CHAT_TOKEN = "MTA5OTk5.chat-browser-token.only-the-fake-knows-it"
+HUMA_KEY = "chat-browser-huma-key"
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class ChatLive:
+    base_url: str
+    discord: FakeDiscord
+    huma: FakeHuma
+    loop: ThreadLoop
+
+
+@pytest.fixture
+def chat_live(tmp_path: Path, sqlite_template: Path) -> Iterator[ChatLive]:
+    database = tmp_path / "chat.db"
+    shutil.copyfile(sqlite_template, database)
+    loop = ThreadLoop("chat-fakes")
+    discord = loop.run(FakeDiscord().start())
+    huma = loop.run(FakeHuma(api_key=HUMA_KEY).start())
+    settings = make_settings(
+        f"sqlite+aiosqlite:///{database}",
+        tmp_path,
+        DISCORD_API_URL=discord.api_url,
+        HUMA_API_URL=huma.url,
+        HUMA_API_KEY=HUMA_KEY,
+        NEONRAIN_TYPING_WPM=600,
+    )
+    app = create_app(settings)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, name="neonrain-chat", daemon=True)
+    thread.start()
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            threading.Event().wait(0.05)
+        else:
+            pytest.fail("the app did not start within 10 s")
+        yield ChatLive(f"http://127.0.0.1:{port}", discord, huma, loop)
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        loop.run(huma.stop())
+        loop.run(discord.stop())
+        loop.close()
+
+
+def setup_chat_account(live: ChatLive) -> tuple[str, dict[str, str]]:
+    """An account with a connected bot and two configured servers (via the API)."""
+    bot = live.loop.call(lambda: live.discord.add_bot(CHAT_TOKEN, "Rainbot"))
+    rust = live.loop.call(lambda: live.discord.add_guild("Rust Lovers", bots=[bot]))
+    cats = live.loop.call(lambda: live.discord.add_guild("Cat Cafe", bots=[bot]))
+    with httpx.Client(base_url=live.base_url, timeout=10) as http:
+        response = http.post(
+            "/api/auth/register", json={"email": "ada@example.com", "password": PASSWORD}
+        )
+        assert response.status_code == 201, response.text
+        token = response.json()["token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        assert http.post(
+            "/api/discord/connect", json={"token": CHAT_TOKEN}, headers=auth
+        ).is_success
+        ids: dict[str, str] = {}
+        for guild, bot_name in ((rust, "Ferris"), (cats, "Whiskers")):
+            response = http.post("/api/servers", json={"guildId": str(guild.id)}, headers=auth)
+            assert response.status_code == 201, response.text
+            server_id = response.json()["serverId"]
+            response = http.put(
+                f"/api/servers/{server_id}",
+                json={"botName": bot_name, "personality": f"{bot_name} is friendly."},
+                headers=auth,
+            )
+            assert response.is_success, response.text
+            ids[guild.name] = server_id
+    return token, ids
+
+
+def signed_in_page(
+    browser: Any, live: LiveApp | ChatLive, token: str, width: int = 1280, height: int = 900
+) -> Any:
+    """A fresh page signed in with a session token (e.g. one from the API's register)."""
+    page = new_page(browser, cast(Any, live), width=width, height=height)
+    page.context.add_cookies([{"name": "neonrain_session", "value": token, "url": live.base_url}])
+    return page
+
+
+# ------------------------------------------------------------------------------------ Chromium
+
+
+def expect(target: Any) -> Any:
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(target)
 
 
 @pytest.fixture

@@ -59,8 +59,10 @@ def add_from_guild_list(page: Any, name: str) -> str:
     page.get_by_role("button", name="Add server").click()
     expect(page.locator("#guild-list")).to_contain_text(name)
     # With more than 8 guilds a search box narrows the list.
-    page.get_by_label("Search servers").fill(name.split()[0].lower())
+    query = name.split()[0].lower()
+    page.get_by_label("Search servers").fill(query)
     expect(page.locator("#guild-list > li")).to_have_count(1)
+    expect(page.locator("#guild-status")).to_have_text(f"1 of 10 servers match “{query}”.")
     page.get_by_role("button", name=f"Add {name}", exact=True).click()
     expect(page).to_have_url(re.compile(r"/dashboard/servers/"))
     expect(page.get_by_role("heading", name=name, level=1)).to_be_visible()

@@ -13,8 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.browser.conftest import LiveApp, assert_clean, new_page
-from tests.browser.test_dashboard_flow import expect
+from tests.browser.conftest import LiveApp, assert_clean, expect, new_page, signed_in_page
 
 pytestmark = pytest.mark.browser
 
@@ -111,12 +110,6 @@ def shot_name(path: str, account: Account) -> str:
     return re.sub(r"\W+", "_", path).strip("_") or "home"
 
 
-def signed_in(browser: Any, live: LiveApp, token: str, width: int) -> Any:
-    page = new_page(browser, live, width=width, height=800)
-    page.context.add_cookies([{"name": "neonrain_session", "value": token, "url": live.base_url}])
-    return page
-
-
 def check_width(page: Any, what: str, width: int) -> None:
     scroll = page.evaluate("() => document.documentElement.scrollWidth")
     assert scroll <= width, f"{what} at {width} px is {scroll} px wide"
@@ -152,7 +145,7 @@ def test_every_page_fits_360_px_with_the_longest_names(
             anonymous.screenshot(path=str(tmp_path / f"out-{name}-{width}.png"), full_page=True)
         assert_clean(anonymous)
 
-        page = signed_in(browser, live, account.token, width)
+        page = signed_in_page(browser, live, account.token, width, 800)
         for path in signed_in_pages:
             page.goto(path)
             if path.startswith("/chat"):

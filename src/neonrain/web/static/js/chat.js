@@ -670,7 +670,7 @@ function renderList() {
   const list = $("chat-list");
   // The list is rebuilt (new messages reorder it): keep the keyboard where it was.
   const focused = document.activeElement;
-  const focusKey = focused && list.contains(focused) && focused.closest("[data-group-id]")
+  const focusKey = focused && list.contains(focused) && focused.matches("a, button") && focused.closest("[data-group-id]")
     ? [focused.closest("[data-group-id]").dataset.groupId, focused.className] : null;
   renderListItems(list);
   if (focusKey) {

@@ -84,10 +84,10 @@ onLiveUpdate((doc) => {
     }
     saved[field.name] = value;
   }
+  updateDirty();
   if (changedUnderEdits) {
     say(configStatus, "This configuration was also changed elsewhere; Save keeps your edits.");
   }
-  updateDirty();
   const freshRemove = doc.getElementById("remove-server");
   if (freshRemove) document.getElementById("remove-server").dataset.name = freshRemove.dataset.name;
 });
