@@ -145,6 +145,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.postgres
 def test_web_with_two_workers_shares_the_port_and_answers_long_polls_on_sigterm(
     tmp_path: Path,
 ) -> None:
