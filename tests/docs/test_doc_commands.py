@@ -256,10 +256,14 @@ class Session:
             assert not re.search(r'HTTP/1\.1" 5\d\d', text), f"{log.name}:\n{text[-6000:]}"
 
     def close(self) -> None:
-        for process in [self.shell, *(p for p, _log in self.servers)]:
+        processes: list[subprocess.Popen[str] | subprocess.Popen[bytes]] = [
+            self.shell,
+            *(process for process, _log in self.servers),
+        ]
+        for process in processes:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
-        for process in [self.shell, *(p for p, _log in self.servers)]:
+        for process in processes:
             try:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
