@@ -25,6 +25,7 @@ import uvicorn
 
 from neonrain.app import create_app
 from neonrain.websites.scraper import start_scraper
+from tests.browser.screenshots import SCREENSHOTS_ENV
 from tests.conftest import IN_CI, TEST_INTERNAL_KEY, make_settings
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_huma import FakeHuma
@@ -39,9 +40,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-#: Where the README's pictures live; tests write there only when asked to (see screenshots.py).
-README_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-SCREENSHOTS_ENV = "NEONRAIN_SCREENSHOTS_DIR"
 #: Live refresh every 2 s in tests instead of 15 s (read by static/js/common.js).
 TEST_REFRESH_MS = 2000
 CSP_MARK = "CSP violation:"
