@@ -18,7 +18,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from neonrain.cli import cli
 from neonrain.crypto import TokenCipher
 from neonrain.db.migrate import upgrade_database
 from tests import pg
@@ -226,21 +228,15 @@ def test_web_with_two_workers_shares_the_port_and_answers_long_polls_on_sigterm(
 
 
 def test_help_shows_no_value_after_flags() -> None:
+    runner = CliRunner()
     for args in ([], ["serve"], ["web"], ["worker"], ["db"], ["user", "create"]):
-        result = subprocess.run(
-            [sys.executable, "-m", "neonrain", *args, "--help"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert result.returncode == 0, result.stderr
-        assert "--help" in result.stdout
-        assert "<bool>" not in result.stdout, result.stdout
-        flag_with_value = re.search(r"--(help|no-scraper|password-stdin)\s+<", result.stdout)
-        assert flag_with_value is None, result.stdout
-    web_help = subprocess.run(
-        [sys.executable, "-m", "neonrain", "web", "--help"], capture_output=True, text=True
-    ).stdout
+        result = runner.invoke(cli, [*args, "--help"])
+        assert result.exit_code == 0, result.output
+        assert "--help" in result.output
+        assert "<bool>" not in result.output, result.output
+        flag_with_value = re.search(r"--(help|no-scraper|password-stdin)\s+<", result.output)
+        assert flag_with_value is None, result.output
+    web_help = runner.invoke(cli, ["web", "--help"]).output
     assert re.search(r"--port <int>\s+Listen port", web_help), web_help  # valued options keep it
 
 

@@ -256,3 +256,23 @@ async def test_landing_title_and_docs_redirect(http: httpx.AsyncClient) -> None:
     assert docs.status_code == 307 and docs.headers["location"] == "/api/docs"
     assert (await http.get("/api/docs")).status_code == 200
     assert (await http.get("/api/openapi.json")).json()["info"]["title"] == "Neonrain"
+
+
+async def test_form_addresses_lead_back_to_their_pages(web_app: FastAPI) -> None:
+    async with api_client(web_app) as http:
+        # Signed out meanwhile: sign in first, then back to the page the form was on.
+        await http.get("/login")
+        signed_out = await form_post(
+            http, "/dashboard/discord", {"token": BOT_TOKEN, "next": "/settings"}
+        )
+        assert signed_out.status_code == 303
+        assert signed_out.headers["location"] == "/login?next=/settings"
+        password = await form_post(
+            http, "/settings/password", {"currentPassword": "x", "newPassword": "y" * 12}
+        )
+        assert password.headers["location"] == "/login?next=/settings"
+        # The answer page of a form has the form's address: a reload or "back" is a GET there.
+        addresses = {"/dashboard/discord": "/dashboard", "/settings/password": "/settings"}
+        for path, page in addresses.items():
+            answer = await http.get(path)
+            assert answer.status_code == 303 and answer.headers["location"] == page

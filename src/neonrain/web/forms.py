@@ -29,13 +29,7 @@ from neonrain.discord_link.schemas import ConnectBody
 from neonrain.errors import ApiError
 from neonrain.state import AppState, Db, State
 from neonrain.web import views
-from neonrain.web.pages import (
-    auth_context,
-    dashboard_context,
-    login_redirect,
-    render_page,
-    settings_context,
-)
+from neonrain.web.pages import auth_context, dashboard_context, render_page, settings_context
 
 router = APIRouter(include_in_schema=False)
 
@@ -163,12 +157,11 @@ async def _card_page(
 
 @router.post("/dashboard/discord")
 async def connect_form(request: Request, db: Db, state: State) -> Response:
-    identity = await identify(request, db, state)
-    if identity is None:
-        return login_redirect(request)
     form = await read_form(request)
-    page = form.get("next") if form.get("next") in CARD_PAGES else "/dashboard"
-    assert page is not None
+    page = next((p for p in CARD_PAGES if p == form.get("next")), CARD_PAGES[0])
+    identity = await identify(request, db, state)
+    if identity is None:  # signed out meanwhile: sign in, then back to the page, not here
+        return RedirectResponse(f"/login?next={page}", status_code=303)
     if not csrf_matches(request, form):
         return await _card_page(request, db, identity, page, {"token_error": EXPIRED}, 403)
     try:
@@ -190,7 +183,7 @@ async def connect_form(request: Request, db: Db, state: State) -> Response:
 async def password_form(request: Request, db: Db, state: State) -> Response:
     identity = await identify(request, db, state)
     if identity is None:
-        return login_redirect(request)
+        return RedirectResponse("/login?next=/settings", status_code=303)
     form = await read_form(request)
     extra: dict[str, Any]
     status = 400
@@ -220,3 +213,14 @@ async def password_form(request: Request, db: Db, state: State) -> Response:
             message = "Password changed. Your other devices were signed out."
             extra, status = {"password_status": message}, 200
     return await _card_page(request, db, identity, "/settings", extra, status)
+
+
+# A form's answer page has the form's address; reloading or going back there is a GET.
+@router.get("/dashboard/discord")
+async def connect_form_address() -> Response:
+    return RedirectResponse("/dashboard", status_code=303)
+
+
+@router.get("/settings/password")
+async def password_form_address() -> Response:
+    return RedirectResponse("/settings", status_code=303)
