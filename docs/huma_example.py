@@ -1,10 +1,10 @@
 """Talk to a HUMA agent from the command line with the Neonrain HUMA library.
 
-    HUMA_API_KEY=... python docs/huma_example.py "Hi Nova, what is this server about?"
+    HUMA_API_KEY=... .venv/bin/python docs/huma_example.py "Hi Nova, what is this server about?"
 
 ``HUMA_API_URL`` defaults to https://api.humalike.tech. To try it without a real key, run the fake
-server in another terminal (``python -m tests.fakes.fake_huma --api-key dev --echo``) and use
-``HUMA_API_URL=http://127.0.0.1:8765 HUMA_API_KEY=dev``.
+server in another terminal (``.venv/bin/python -m tests.fakes.fake_huma --api-key dev --echo``)
+and use ``HUMA_API_URL=http://127.0.0.1:8765 HUMA_API_KEY=dev``.
 
 The script creates a throw-away agent for a made-up server, sends one message as "you", prints
 whatever the agent decides to say (HUMA may also decide to stay silent), and deletes the agent.

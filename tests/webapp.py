@@ -1,14 +1,21 @@
-"""The web app on a real loopback port, in the caller's event loop (tests and benchmarks)."""
+"""The web app on a real loopback port, in the caller's event loop (tests and benchmarks), and an
+event loop in a thread for fakes that synchronous code (Playwright, subprocess tests) drives."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import uvicorn
 
 from neonrain.app import create_app
 from neonrain.config import Settings
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -51,3 +58,36 @@ class WebApp:
         if self.task is not None:
             await self.task
         self.server = uvicorn.Server(self.server.config)
+
+
+class ThreadLoop:
+    """An asyncio event loop running in a daemon thread."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def call(self, function: Callable[[], T]) -> T:
+        async def call() -> T:
+            return function()
+
+        return self.run(call())
+
+    def close(self) -> None:
+        async def cancel_the_rest() -> None:
+            # Tasks a fake left behind (e.g. Socket.IO's pings) end here, not as "Task was
+            # destroyed but it is pending!" when the loop is closed.
+            rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in rest:
+                task.cancel()
+            await asyncio.gather(*rest, return_exceptions=True)
+
+        with contextlib.suppress(TimeoutError):
+            self.run(cancel_the_rest(), timeout=5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()

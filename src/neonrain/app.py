@@ -22,6 +22,7 @@ from neonrain.errors import install_error_handlers
 from neonrain.huma import HumaRestClient
 from neonrain.middleware import BodySizeLimit
 from neonrain.state import AppState
+from neonrain.web.headers import SecurityHeaders
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ def create_app(
 
     install_error_handlers(app, not_found_page=not_found_page)
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(SecurityHeaders)  # outermost: the 413 answers get the headers too
     _include_routers(app)
     return app
 
@@ -141,6 +143,7 @@ def _include_routers(app: FastAPI) -> None:
     from neonrain.internal_api.routes import router as internal_router
     from neonrain.servers.routes import router as servers_router
     from neonrain.web.chat_page import router as chat_pages_router
+    from neonrain.web.forms import router as forms_router
     from neonrain.web.pages import router as pages_router
     from neonrain.websites.routes import router as websites_router
 
@@ -151,6 +154,7 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(websites_router)
     app.include_router(internal_router)
     app.include_router(pages_router)
+    app.include_router(forms_router)
     app.include_router(chat_router)
     app.include_router(chat_ws_router)
     app.include_router(chat_pages_router)

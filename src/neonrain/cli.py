@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import functools
 import getpass
 import logging
 import signal
+import socket
 import sys
 import threading
 from types import FrameType
@@ -21,13 +24,16 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 
+# Plain help (no rich panels): the rich formatter shows a value type after flags such as --help
+# ("--help <bool>"), which take no value.
 cli = typer.Typer(
     help=neonrain.__doc__,
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
 )
-db_cli = typer.Typer(help="Database maintenance.", no_args_is_help=True)
-user_cli = typer.Typer(help="Accounts.", no_args_is_help=True)
+db_cli = typer.Typer(help="Database maintenance.", no_args_is_help=True, rich_markup_mode=None)
+user_cli = typer.Typer(help="Accounts.", no_args_is_help=True, rich_markup_mode=None)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(user_cli, name="user")
 
@@ -98,10 +104,30 @@ def build_app(settings: Settings, *, scraper: bool, worker: bool) -> FastAPI:
     return create_app(settings, background=background)
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """The server's socket, bound before anything else starts, so that a busy port stops the
+    command with one clear line instead of after the worker and the scraper have started."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except socket.gaierror as exc:
+        typer.echo(f"cannot start: cannot resolve the listen address {host!r}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be used: {exc}"
+        typer.echo(f"cannot start: {host}:{port} {reason}", err=True)
+        raise typer.Exit(1) from exc
+    sock.set_inheritable(True)
+    return sock
+
+
 def _run_server(
     settings: Settings,
-    host: str,
-    port: int,
+    sock: socket.socket,
     *,
     mode: str,
     scraper: bool,
@@ -112,6 +138,7 @@ def _run_server(
 
     # Every process must use the same key: resolve (or create) it once, before any fork.
     settings.resolved_secret_key()
+    host, port = sock.getsockname()[:2]
     factory = functools.partial(build_app, settings, scraper=scraper, worker=worker)
     config = uvicorn.Config(
         factory,
@@ -135,9 +162,11 @@ def _run_server(
     if workers > 1:
         from uvicorn.supervisors import Multiprocess
 
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        Multiprocess(config, sockets=[sock]).run()
         return
-    uvicorn.Server(config).run()
+    # uvicorn re-raises SIGINT after its graceful shutdown; Ctrl-C is a normal way to stop.
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run(sockets=[sock])
 
 
 @cli.command()
@@ -148,15 +177,16 @@ def serve(
     """Everything in one process: migrations, web app, Discord worker and scraper."""
     settings = get_settings()
     setup_logging(settings)
+    sock = _listen(host or settings.host, port or settings.port)
     try:
         _upgrade(settings)
     except Exception as exc:
+        sock.close()
         typer.echo(f"cannot start: the database upgrade failed: {exc}", err=True)
         raise typer.Exit(1) from exc
     _run_server(
         settings,
-        host or settings.host,
-        port or settings.port,
+        sock,
         mode="serve",
         scraper=True,
         worker=True,
@@ -193,8 +223,7 @@ def web(
         raise typer.Exit(2)
     _run_server(
         settings,
-        host or settings.host,
-        port or settings.port,
+        _listen(host or settings.host, port or settings.port),
         mode="web",
         scraper=not no_scraper,
         worker=False,

@@ -7,7 +7,7 @@ unknown routes and anything unexpected into that shape, so ``/api`` never answer
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -93,7 +93,7 @@ def error_response(error: ApiError) -> JSONResponse:
 
 
 def install_error_handlers(
-    app: FastAPI, not_found_page: Callable[[Request], Response] | None = None
+    app: FastAPI, not_found_page: Callable[[Request], Awaitable[Response]] | None = None
 ) -> None:
     """``not_found_page`` answers unknown addresses outside ``/api`` (the app passes the page's
     renderer, so this module knows nothing of pages)."""
@@ -114,7 +114,7 @@ def install_error_handlers(
             and exc.status_code == 404
             and not request.url.path.startswith("/api")
         ):
-            return not_found_page(request)
+            return await not_found_page(request)
         code, message = STATUS_CODES.get(exc.status_code, ("ERROR", str(exc.detail)))
         if isinstance(exc.detail, str) and exc.detail and exc.status_code not in STATUS_CODES:
             message = exc.detail

@@ -9,15 +9,15 @@ except under CI (``CI=true``), where that is a failure.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
+import os
 import shutil
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 import pytest
@@ -25,9 +25,11 @@ import uvicorn
 
 from neonrain import background
 from neonrain.app import create_app
+from tests.browser.screenshots import SCREENSHOTS_ENV
 from tests.conftest import IN_CI, TEST_INTERNAL_KEY, make_settings
 from tests.fakes.fake_discord import FakeDiscord
-from tests.webapp import free_port
+from tests.fakes.fake_huma import FakeHuma
+from tests.webapp import ThreadLoop, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -38,34 +40,29 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 #: Live refresh every 2 s in tests instead of 15 s (read by static/js/common.js).
 TEST_REFRESH_MS = 2000
+CSP_MARK = "CSP violation:"
+#: Every violation of the page's Content-Security-Policy becomes a console error the test sees
+#: (Chromium also logs most of them itself).
+CSP_LISTENER = (
+    "document.addEventListener('securitypolicyviolation', (e) => console.error("
+    f"'{CSP_MARK} ' + e.violatedDirective + ' ' + e.blockedURI + ' ' + e.sourceFile + ':'"
+    " + e.lineNumber));"
+)
 
 T = TypeVar("T")
 
-
-class ThreadLoop:
-    """An asyncio event loop running in a daemon thread."""
-
-    def __init__(self, name: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
-        self.thread.start()
-
-    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 30) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
-
-    def call(self, function: Callable[[], T]) -> T:
-        async def call() -> T:
-            return function()
-
-        return self.run(call())
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
+__all__ = [
+    "ChatLive",
+    "LiveApp",
+    "ThreadLoop",
+    "assert_clean",
+    "expect",
+    "new_page",
+    "setup_chat_account",
+    "signed_in_page",
+]
 
 
 class ScrapeTarget:
@@ -139,6 +136,17 @@ def chromium() -> Path:
     return CHROMIUM
 
 
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the flow tests save their screenshots: a temporary folder (running the tests never
+    changes tracked files), or the folder in NEONRAIN_SCREENSHOTS_DIR when the README's pictures
+    are being updated (``python -m tests.browser.screenshots``)."""
+    chosen = os.environ.get(SCREENSHOTS_ENV)
+    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 @pytest.fixture
 def live_settings() -> dict[str, str]:
     """Extra settings of the live app (a test module overrides this fixture to change them)."""
@@ -190,6 +198,107 @@ def live_app(
         discord_loop.close()
 
 
+# ------------------------------------------------------------------------------------ chat
+
+CHAT_TOKEN = "MTA5OTk5.chat-browser-token.only-the-fake-knows-it"
+HUMA_KEY = "chat-browser-huma-key"
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class ChatLive:
+    base_url: str
+    discord: FakeDiscord
+    huma: FakeHuma
+    loop: ThreadLoop
+
+
+@pytest.fixture
+def chat_live(tmp_path: Path, sqlite_template: Path) -> Iterator[ChatLive]:
+    database = tmp_path / "chat.db"
+    shutil.copyfile(sqlite_template, database)
+    loop = ThreadLoop("chat-fakes")
+    discord = loop.run(FakeDiscord().start())
+    huma = loop.run(FakeHuma(api_key=HUMA_KEY).start())
+    settings = make_settings(
+        f"sqlite+aiosqlite:///{database}",
+        tmp_path,
+        DISCORD_API_URL=discord.api_url,
+        HUMA_API_URL=huma.url,
+        HUMA_API_KEY=HUMA_KEY,
+        NEONRAIN_TYPING_WPM=600,
+    )
+    app = create_app(settings)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, name="neonrain-chat", daemon=True)
+    thread.start()
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            threading.Event().wait(0.05)
+        else:
+            pytest.fail("the app did not start within 10 s")
+        yield ChatLive(f"http://127.0.0.1:{port}", discord, huma, loop)
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        loop.run(huma.stop())
+        loop.run(discord.stop())
+        loop.close()
+
+
+def setup_chat_account(live: ChatLive) -> tuple[str, dict[str, str]]:
+    """An account with a connected bot and two configured servers (via the API)."""
+    bot = live.loop.call(lambda: live.discord.add_bot(CHAT_TOKEN, "Rainbot"))
+    rust = live.loop.call(lambda: live.discord.add_guild("Rust Lovers", bots=[bot]))
+    cats = live.loop.call(lambda: live.discord.add_guild("Cat Cafe", bots=[bot]))
+    with httpx.Client(base_url=live.base_url, timeout=10) as http:
+        response = http.post(
+            "/api/auth/register", json={"email": "ada@example.com", "password": PASSWORD}
+        )
+        assert response.status_code == 201, response.text
+        token = response.json()["token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        assert http.post(
+            "/api/discord/connect", json={"token": CHAT_TOKEN}, headers=auth
+        ).is_success
+        ids: dict[str, str] = {}
+        for guild, bot_name in ((rust, "Ferris"), (cats, "Whiskers")):
+            response = http.post("/api/servers", json={"guildId": str(guild.id)}, headers=auth)
+            assert response.status_code == 201, response.text
+            server_id = response.json()["serverId"]
+            response = http.put(
+                f"/api/servers/{server_id}",
+                json={"botName": bot_name, "personality": f"{bot_name} is friendly."},
+                headers=auth,
+            )
+            assert response.is_success, response.text
+            ids[guild.name] = server_id
+    return token, ids
+
+
+def signed_in_page(
+    browser: Any, live: LiveApp | ChatLive, token: str, width: int = 1280, height: int = 900
+) -> Any:
+    """A fresh page signed in with a session token (e.g. one from the API's register)."""
+    page = new_page(browser, cast(Any, live), width=width, height=height)
+    page.context.add_cookies([{"name": "neonrain_session", "value": token, "url": live.base_url}])
+    return page
+
+
+# ------------------------------------------------------------------------------------ Chromium
+
+
+def expect(target: Any) -> Any:
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(target)
+
+
 @pytest.fixture
 def browser(chromium: Path) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
@@ -215,6 +324,7 @@ def new_page(browser: Any, live: LiveApp, width: int = 1280, height: int = 900) 
     context.add_init_script(
         f"try {{ localStorage.setItem('neonrain.refreshMs', '{TEST_REFRESH_MS}'); }} catch (e) {{}}"
     )
+    context.add_init_script(CSP_LISTENER)
 
     def only_local(route: Any) -> None:
         if route.request.url.startswith(live.base_url):
@@ -226,5 +336,20 @@ def new_page(browser: Any, live: LiveApp, width: int = 1280, height: int = 900) 
     context.set_default_timeout(10_000)
     page = context.new_page()
     page.errors = []
+    page.csp_violations = []
     page.on("pageerror", lambda error: page.errors.append(str(error)))
+
+    def on_console(message: Any) -> None:
+        if message.type == "error" and (
+            "Content Security Policy" in message.text or message.text.startswith(CSP_MARK)
+        ):
+            page.csp_violations.append(message.text)
+
+    page.on("console", on_console)
     return page
+
+
+def assert_clean(page: Any) -> None:
+    """No script error and no Content-Security-Policy violation on any page this page visited."""
+    assert page.errors == [], page.errors
+    assert page.csp_violations == [], page.csp_violations

@@ -5,122 +5,27 @@ switch from the chat header, a reload that finds everything, and screenshots (12
 from __future__ import annotations
 
 import re
-import shutil
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 
-from neonrain.app import create_app
-from tests.browser.conftest import SCREENSHOTS, ThreadLoop, new_page
-from tests.conftest import make_settings
-from tests.fakes.fake_discord import FakeDiscord
-from tests.fakes.fake_huma import FakeHuma
-from tests.webapp import free_port
+from tests.browser.conftest import (
+    ChatLive,
+    assert_clean,
+    expect,
+    setup_chat_account,
+    signed_in_page,
+)
 
 pytestmark = pytest.mark.browser
 
-TOKEN = "MTA5OTk5.chat-browser-token.only-the-fake-knows-it"
-HUMA_KEY = "chat-browser-huma-key"
-PASSWORD = "correct horse battery"
 
-
-def expect(target: Any) -> Any:
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(target)
-
-
-@dataclass
-class ChatLive:
-    base_url: str
-    discord: FakeDiscord
-    huma: FakeHuma
-    loop: ThreadLoop
-
-
-@pytest.fixture
-def chat_live(tmp_path: Path, sqlite_template: Path) -> Iterator[ChatLive]:
-    database = tmp_path / "chat.db"
-    shutil.copyfile(sqlite_template, database)
-    loop = ThreadLoop("chat-fakes")
-    discord = loop.run(FakeDiscord().start())
-    huma = loop.run(FakeHuma(api_key=HUMA_KEY).start())
-    settings = make_settings(
-        f"sqlite+aiosqlite:///{database}",
-        tmp_path,
-        DISCORD_API_URL=discord.api_url,
-        HUMA_API_URL=huma.url,
-        HUMA_API_KEY=HUMA_KEY,
-        NEONRAIN_TYPING_WPM=600,
-    )
-    app = create_app(settings)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, name="neonrain-chat", daemon=True)
-    thread.start()
-    try:
-        for _ in range(200):
-            if server.started:
-                break
-            threading.Event().wait(0.05)
-        else:
-            pytest.fail("the app did not start within 10 s")
-        yield ChatLive(f"http://127.0.0.1:{port}", discord, huma, loop)
-    finally:
-        server.should_exit = True
-        thread.join(15)
-        loop.run(huma.stop())
-        loop.run(discord.stop())
-        loop.close()
-
-
-def _setup_account(live: ChatLive) -> tuple[str, dict[str, str]]:
-    """An account with a connected bot and two configured servers (via the API)."""
-    bot = live.loop.call(lambda: live.discord.add_bot(TOKEN, "Rainbot"))
-    rust = live.loop.call(lambda: live.discord.add_guild("Rust Lovers", bots=[bot]))
-    cats = live.loop.call(lambda: live.discord.add_guild("Cat Cafe", bots=[bot]))
-    with httpx.Client(base_url=live.base_url, timeout=10) as http:
-        response = http.post(
-            "/api/auth/register", json={"email": "ada@example.com", "password": PASSWORD}
-        )
-        assert response.status_code == 201, response.text
-        token = response.json()["token"]
-        auth = {"Authorization": f"Bearer {token}"}
-        assert http.post("/api/discord/connect", json={"token": TOKEN}, headers=auth).is_success
-        ids: dict[str, str] = {}
-        for guild, bot_name in ((rust, "Ferris"), (cats, "Whiskers")):
-            response = http.post("/api/servers", json={"guildId": str(guild.id)}, headers=auth)
-            assert response.status_code == 201, response.text
-            server_id = response.json()["serverId"]
-            response = http.put(
-                f"/api/servers/{server_id}",
-                json={"botName": bot_name, "personality": f"{bot_name} is friendly."},
-                headers=auth,
-            )
-            assert response.is_success, response.text
-            ids[guild.name] = server_id
-    return token, ids
-
-
-def _signed_in_page(browser: Any, live: ChatLive, token: str, width: int, height: int) -> Any:
-    page = new_page(browser, cast(Any, live), width=width, height=height)
-    page.context.add_cookies([{"name": "neonrain_session", "value": token, "url": live.base_url}])
-    return page
-
-
-def test_three_pane_chat_flow(browser: Any, chat_live: ChatLive) -> None:
+def test_three_pane_chat_flow(browser: Any, chat_live: ChatLive, screenshots: Path) -> None:
     live = chat_live
     live.loop.call(lambda: live.huma.script(reply="Hello from the **agent**!"))
-    token, servers = _setup_account(live)
-    page = _signed_in_page(browser, live, token, 1280, 900)
+    token, servers = setup_chat_account(live)
+    page = signed_in_page(browser, live, token, 1280, 900)
     page.goto("/chat")
     expect(page.locator("#chat-empty")).to_be_visible()
 
@@ -173,8 +78,7 @@ def test_three_pane_chat_flow(browser: Any, chat_live: ChatLive) -> None:
     expect(panes.nth(2).locator(".message-assistant")).to_have_count(2)
     expect(panes.nth(2).locator("textarea")).to_have_value("")
     page.locator(".message-list").first.evaluate("el => el.closest('.messages').scrollTop = 0")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "chat-1280.png"))
+    page.screenshot(path=str(screenshots / "chat-1280.png"))
 
     # Activate the chat's server bot from the header.
     activate = page.get_by_role("button", name="Activate bot in Rust Lovers")
@@ -211,17 +115,17 @@ def test_three_pane_chat_flow(browser: Any, chat_live: ChatLive) -> None:
     expect(panes.nth(1).locator(".message-user .message-author")).to_have_text("Captain")
     expect(panes.nth(1).locator(".persona-chip")).to_have_value("Captain")
     expect(page.locator(".conn-state[data-state=connected]")).to_have_count(3)
-    assert page.errors == []
+    assert_clean(page)
 
     # 360 px: panes become tabs, the sidebar collapses.
-    small = _signed_in_page(browser, live, token, 360, 780)
+    small = signed_in_page(browser, live, token, 360, 780)
     small.goto(page.url)
     expect(small.locator(".pane.active")).to_have_count(1)
     expect(small.locator("#pane-tabs")).to_be_visible()
     expect(small.locator("#chat-list")).to_be_hidden()
     small.get_by_role("tab", name="Pane 2").click()
     expect(small.locator(".pane.active .message-user .message-author")).to_have_text("Captain")
-    small.screenshot(path=str(SCREENSHOTS / "chat-360.png"), full_page=True)
+    small.screenshot(path=str(screenshots / "chat-360.png"), full_page=True)
     small.get_by_role("button", name="Chats").click()
     expect(small.locator("#chat-list")).to_be_visible()
-    assert small.errors == []
+    assert_clean(small)

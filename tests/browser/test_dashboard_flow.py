@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser.conftest import SCREENSHOTS, LiveApp, new_page
+from tests.browser.conftest import LiveApp, assert_clean, new_page
 
 pytestmark = pytest.mark.browser
 
@@ -78,8 +79,10 @@ def add_from_guild_list(page: Any, name: str) -> str:
     page.get_by_role("button", name="Add server").click()
     expect(page.locator("#guild-list")).to_contain_text(name)
     # With more than 8 guilds a search box narrows the list.
-    page.get_by_label("Search servers").fill(name.split()[0].lower())
+    query = name.split()[0].lower()
+    page.get_by_label("Search servers").fill(query)
     expect(page.locator("#guild-list > li")).to_have_count(1)
+    expect(page.locator("#guild-status")).to_have_text(f"1 of 10 servers match “{query}”.")
     page.get_by_role("button", name=f"Add {name}", exact=True).click()
     expect(page).to_have_url(re.compile(r"/dashboard/servers/"))
     expect(page.get_by_role("heading", name=name, level=1)).to_be_visible()
@@ -104,7 +107,7 @@ def configure(page: Any, server_id: str, values: dict[str, str]) -> None:
     expect(save).to_be_disabled()
 
 
-def test_dashboard_flow(browser: Any, live_app: LiveApp) -> None:
+def test_dashboard_flow(browser: Any, live_app: LiveApp, screenshots: Path) -> None:
     live = live_app
     bot = live.discord(lambda: live.fake.add_bot(TOKEN, "Rainbot"))
     alpha = live.discord(lambda: live.fake.add_guild("Alpha Guild", bots=[bot]))
@@ -171,10 +174,10 @@ def test_dashboard_flow(browser: Any, live_app: LiveApp) -> None:
     expect(page.locator("#activation-status")).to_contain_text(
         "Switched on in Alpha Guild; checking that the bot can answer there"
     )
-    expect(page.locator('[data-live="active-badge"]')).to_have_text("On — checking…")
+    expect(page.get_by_test_id("active-badge")).to_have_text("On — checking…")
     live.post_internal("/api/discord/worker-status", guild_report(ada_id, str(alpha.id)))
-    expect(page.locator('[data-live="active-badge"]')).to_have_text("Active", timeout=8000)
-    expect(switch).to_have_attribute("data-state", "active")
+    expect(page.get_by_test_id("active-badge")).to_have_text("Active", timeout=8000)
+    expect(page.locator("#bot-active")).to_have_attribute("data-state", "active")
     expect(page.locator('#readiness [data-state="ok"]')).to_have_count(7)
     page.goto("/dashboard")
     card_switch = page.get_by_role("switch", name="Bot active in Alpha Guild")
@@ -277,8 +280,8 @@ def test_dashboard_flow(browser: Any, live_app: LiveApp) -> None:
 
     # ---------------------------------------------------------------- screenshots
     live.post_internal("/api/discord/worker-status", guild_report(ada_id, str(alpha.id)))
-    shoot(page, "dashboard", "/dashboard")
-    shoot(page, "server", f"/dashboard/servers/{alpha_id}")
+    shoot(page, screenshots, "dashboard", "/dashboard")
+    shoot(page, screenshots, "server", f"/dashboard/servers/{alpha_id}")
     page.set_viewport_size({"width": 1280, "height": 900})
 
     # ---------------------------------------------------------------- remove the website
@@ -310,7 +313,7 @@ def test_dashboard_flow(browser: Any, live_app: LiveApp) -> None:
     expect(page).to_have_url(re.compile(r"/login$"))
     page.goto("/dashboard")
     expect(page).to_have_url(re.compile(r"/login\?next="))
-    assert page.errors == [], page.errors
+    assert_clean(page)
 
     # ---------------------------------------------------------------- a second user
     other = new_page(browser, live)
@@ -322,17 +325,16 @@ def test_dashboard_flow(browser: Any, live_app: LiveApp) -> None:
     assert response is not None and response.status == 404
     expect(other.get_by_role("heading", name="Nothing here")).to_be_visible()
     assert "Alpha Guild" not in other.content()
-    assert other.errors == [], other.errors
+    assert_clean(other)
 
 
-def shoot(page: Any, name: str, path: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def shoot(page: Any, folder: Path, name: str, path: str) -> None:
     for width in (1280, 360):
         page.set_viewport_size({"width": width, "height": 900})
         page.goto(path)
         page.wait_for_load_state("networkidle")
         page.evaluate("() => document.fonts.ready")
-        page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=True)
+        page.screenshot(path=str(folder / f"{name}-{width}.png"), full_page=True)
         overflow = page.evaluate(
             "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )

@@ -125,7 +125,7 @@ def test_the_dashboard_says_why_the_bot_is_silent(browser: Any, live_app: LiveAp
 
     # ---------------------------------------------------------------- the server page
     page.goto(f"/dashboard/servers/{server_id}")
-    badge = page.locator('[data-live="active-badge"]')
+    badge = page.get_by_test_id("active-badge")
     expect(badge).to_have_text("Active")
     checks = page.locator("#readiness .check")
     expect(checks).to_have_count(7)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import LiveApp, new_page
+from tests.browser.conftest import LiveApp, assert_clean, new_page
 from tests.browser.test_dashboard_flow import PASSWORD, expect, register, user_id
 
 pytestmark = pytest.mark.browser
@@ -110,4 +110,4 @@ def test_load_more_disconnect_password_and_account_deletion(
     expect(page).to_have_url(re.compile(r"/$"))
     page.goto("/dashboard")
     expect(page).to_have_url(re.compile(r"/login\?next="))
-    assert page.errors == [], page.errors
+    assert_clean(page)

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from neonrain.app import create_app
 from tests.conftest import TEST_INTERNAL_KEY, ApiUser, api_client, make_settings, register_user
 from tests.fakes.fake_discord import FakeDiscord, FakeGuild
-from tests.web.test_pages import BOT_TOKEN, add_server, connect, text_of
+from tests.web.conftest import BOT_TOKEN, add_server, connect, text_of
 
 INTERNAL = {"X-API-Key": TEST_INTERNAL_KEY}
 

@@ -36,9 +36,11 @@ from neonrain.huma.prompt import cut
 from neonrain.servers import service as servers_service
 from neonrain.servers.models import Server, UserServerConfig
 
+#: Persona colours, in the order new personas get them: ten hues that each read as name text on
+#: the chat pane's background (#2b2d31) with a contrast of at least 4.5:1 (WCAG AA).
 PALETTE: Final = (
-    "#5865f2", "#57f287", "#fee75c", "#eb459e", "#ed4245",
-    "#3ba55c", "#faa61a", "#00b0f4", "#9b59b6", "#e67e22",
+    "#8d98ff", "#57f287", "#fee75c", "#ff7fc8", "#ff7a7a",
+    "#3ed6b5", "#faa61a", "#38c6ff", "#c49cf5", "#c6ef5e",
 )  # fmt: skip
 MAX_PERSONAS: Final = 50
 DEFAULT_GROUP_TITLE: Final = "New chat"

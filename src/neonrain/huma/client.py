@@ -379,6 +379,9 @@ class HumaSocket:
             logger=False,
             engineio_logger=False,
             request_timeout=connect_timeout,
+            # engineio would install its own SIGINT handler, which cancels every task on Ctrl-C
+            # and breaks the graceful shutdown of the process that hosts the agents.
+            handle_sigint=False,
         )
         self._sio.on("connect_error", self._handle_connect_error)
         self._sio.on("event", self._handle_event)

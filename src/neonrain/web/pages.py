@@ -12,21 +12,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from neonrain import flows, readiness
-from neonrain.accounts import service as accounts_service
 from neonrain.accounts.deps import (
-    CSRF_COOKIE,
-    clear_session_cookies,
     ensure_csrf_cookie,
     identify,
 )
 from neonrain.accounts.service import Identity
+from neonrain.config import Settings
 from neonrain.contract import (
     BOT_NAME_MAX,
     INFORMATION_MAX,
@@ -35,13 +34,12 @@ from neonrain.contract import (
     PERSONALITY_MAX,
     RULES_MAX,
 )
-from neonrain.crypto import constant_time_equals
 from neonrain.discord_link import service as discord_service
 from neonrain.discord_link.schemas import StatusOut
 from neonrain.errors import ApiError
 from neonrain.servers import service as servers_service
 from neonrain.servers.schemas import ActionOut
-from neonrain.state import AppState, Db, ReadDb, State
+from neonrain.state import AppState, ReadDb, State
 from neonrain.web import views
 from neonrain.web.templating import templates
 
@@ -101,19 +99,28 @@ def _state(request: Request) -> AppState:
     return state
 
 
-def not_found_page(request: Request) -> Response:
-    return templates.TemplateResponse(
-        request,
-        "not_found.html",
-        {"title": "Not found", "identity": None, "csrf": "", "v": views, "nav": ""},
-        status_code=404,
+async def not_found_page(request: Request) -> Response:
+    """The 404 page, with the header of whoever asks (signed in or not)."""
+    state = _state(request)
+    identity: Identity | None = None
+    try:
+        async with state.read_sessionmaker() as db:
+            identity = await identify(request, db, state)
+    except (OSError, SQLAlchemyError):  # the database is away: a 404 needs no account
+        identity = None
+    return _render(
+        request, "not_found.html", {"title": "Not found"}, identity=identity, status_code=404
     )
 
 
 def _discord_context(identity: Identity, status: StatusOut) -> dict[str, Any]:
     return {
         "status": status,
-        "token_rejected": identity.user.discord_token_status == discord_service.TOKEN_INVALID,
+        "token_rejected": status.connected
+        and (
+            identity.user.discord_token_status == discord_service.TOKEN_INVALID
+            or status.worker.state == "token_invalid"
+        ),
     }
 
 
@@ -179,7 +186,7 @@ def _action_view(action: ActionOut) -> dict[str, Any]:
 @router.get("/", response_class=HTMLResponse)
 async def landing(request: Request, db: ReadDb, state: State) -> Response:
     identity = await identify(request, db, state)
-    return _render(request, "landing.html", {"title": "Neonrain"}, identity=identity)
+    return _render(request, "landing.html", {"title": None}, identity=identity)
 
 
 @router.get("/register", response_class=HTMLResponse)
@@ -197,29 +204,26 @@ async def _auth_page(request: Request, db: AsyncSession, state: AppState, mode: 
     identity = await identify(request, db, state)
     if identity is not None:
         return RedirectResponse(target, status_code=303)
-    context = {
+    return _render(request, "auth.html", auth_context(state, mode, target), identity=None)
+
+
+def auth_context(
+    state: AppState,
+    mode: str,
+    target: str,
+    *,
+    errors: dict[str, str] | None = None,
+    email: str = "",
+) -> dict[str, Any]:
+    """The sign-in/up page; ``errors`` maps a field (or "" for the form) to its message."""
+    return {
         "title": "Create an account" if mode == "register" else "Sign in",
         "mode": mode,
         "next": target,
         "registration_open": state.settings.allow_registration,
+        "errors": errors or {},
+        "email": email,
     }
-    return _render(request, "auth.html", context, identity=None)
-
-
-@router.post("/logout")
-async def logout(request: Request, db: Db, state: State) -> Response:
-    """Sign out from the header's form (works without JavaScript): CSRF field = cookie."""
-    form = parse_qs((await request.body()).decode("utf-8", "replace"))
-    sent = (form.get("csrf") or [""])[0]
-    cookie = request.cookies.get(CSRF_COOKIE, "")
-    response = RedirectResponse("/login", status_code=303)
-    if not sent or not cookie or not constant_time_equals(sent, cookie):
-        return RedirectResponse("/dashboard", status_code=303)
-    identity = await identify(request, db, state)
-    if identity is not None and identity.session_id is not None:
-        await accounts_service.end_session(db, identity.session_id)
-    clear_session_cookies(response)
-    return response
 
 
 @router.get("/dashboard", response_class=HTMLResponse)
@@ -227,10 +231,17 @@ async def dashboard(request: Request, db: ReadDb, state: State) -> Response:
     identity = await identify(request, db, state)
     if identity is None:
         return _login_redirect(request)
-    account = await flows.load_account(db, state.settings, identity.user)
-    status, servers = await flows.dashboard(db, state.settings, identity.user, account)
+    context = await dashboard_context(db, state.settings, identity)
+    return _render(request, "dashboard.html", context, identity=identity)
+
+
+async def dashboard_context(
+    db: AsyncSession, settings: Settings, identity: Identity
+) -> dict[str, Any]:
+    account = await flows.load_account(db, settings, identity.user)
+    status, servers = await flows.dashboard(db, settings, identity.user, account)
     sparklines = await _sparklines(db, identity.user.id)
-    context = {
+    return {
         "title": "Dashboard",
         "nav": "dashboard",
         **_discord_context(identity, status),
@@ -243,7 +254,6 @@ async def dashboard(request: Request, db: ReadDb, state: State) -> Response:
             for s in servers
         },
     }
-    return _render(request, "dashboard.html", context, identity=identity)
 
 
 @router.get("/dashboard/servers/{server_id}", response_class=HTMLResponse)
@@ -271,7 +281,7 @@ async def server_page(request: Request, server_id: str, db: ReadDb, state: State
                 db, identity.user.id, server_id, ACTIONS_PER_PAGE, None, delivered
             )
     except servers_service.ServerNotFound:
-        return not_found_page(request)
+        return await not_found_page(request)
     chart = views.daily_chart(
         [(d.date, d.messages_received, d.messages_sent) for d in stats.days],
         held_back=[d.messages_held_back for d in stats.days],
@@ -309,17 +319,30 @@ async def settings_page(request: Request, db: ReadDb, state: State) -> Response:
     identity = await identify(request, db, state)
     if identity is None:
         return _login_redirect(request)
-    status = await flows.discord_status(db, state.settings, identity.user)
-    context = {
+    context = await settings_context(db, state.settings, identity)
+    return _render(request, "settings.html", context, identity=identity)
+
+
+async def settings_context(
+    db: AsyncSession, settings: Settings, identity: Identity
+) -> dict[str, Any]:
+    status = await flows.discord_status(db, settings, identity.user)
+    return {
         "title": "Settings",
         "nav": "settings",
         **_discord_context(identity, status),
         "has_password": identity.user.password_hash is not None,
     }
-    return _render(request, "settings.html", context, identity=identity)
+
+
+@router.get("/docs")
+async def docs_redirect() -> Response:
+    """Where people look for API documentation first."""
+    return RedirectResponse("/api/docs", status_code=307)
 
 
 # Public names for other page modules (e.g. neonrain.web.chat_page), which render into base.html:
 # ``render_page(request, "x.html", {"title": ..., "nav": ...}, identity=identity)``.
 render_page = _render
 login_redirect = _login_redirect
+state_of = _state

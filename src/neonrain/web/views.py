@@ -75,6 +75,11 @@ def number(value: int) -> str:
     return f"{value:,}"
 
 
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """ "1 message", "2 messages", "1,204 messages" (``words`` for irregular plurals)."""
+    return f"{number(count)} {word if count == 1 else (words or word + 's')}"
+
+
 def response_rate(sent: int, received: int) -> str:
     """Sent / received as a percentage; "—" when nothing was received; capped at 999%+."""
     if received <= 0:
@@ -245,7 +250,7 @@ def daily_chart(
     if total_received or total_sent:
         summary = (
             f"Over the last {len(days)} days ({first_label} to {last_label}): "
-            f"{number(total_received)} messages received and {number(total_sent)} sent. "
+            f"{plural(total_received, 'message')} received and {number(total_sent)} sent. "
             f"Busiest day: {busiest}.{not_posted}"
         )
     else:

@@ -1,4 +1,5 @@
-// /register and /login: JSON sign-up / sign-in with inline errors, then on to `next`.
+// /register and /login: JSON sign-up / sign-in with inline errors, then on to `next`. (Without
+// JavaScript the form is POSTed to the same address and handled there: web/forms.py.)
 import { api, clearErrors, fieldError, showFieldErrors } from "./common.js";
 
 const form = document.getElementById("auth-form");
@@ -13,8 +14,11 @@ if (form) {
     event.preventDefault();
     clearErrors(form);
     let bad = false;
-    if (!email.value.trim() || (mode === "register" && !email.validity.valid)) {
+    if (!email.value.trim()) {
       fieldError(email, "Enter your email address.");
+      bad = true;
+    } else if (!email.validity.valid) {
+      fieldError(email, "Enter a valid email address, like name@example.com.");
       bad = true;
     }
     if (!password.value) {
@@ -33,6 +37,7 @@ if (form) {
       await api(`/api/auth/${mode === "register" ? "register" : "login"}`, {
         method: "POST",
         body: { email: email.value.trim(), password: password.value },
+        anonymous: true,
       });
       window.location.assign(form.dataset.next || "/dashboard");
     } catch (error) {

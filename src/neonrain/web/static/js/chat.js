@@ -1,7 +1,7 @@
 // The /chat page (web-ui.md § /chat): chats grouped by server, 1/3/5 panes each with its own
 // WebSocket (api.md § Chat), personas, send to all, load earlier, reconnect with backoff.
 import {
-  api, confirmAction, REFRESH_MS, relativeTime, say, serverState, switchedMessage,
+  REFRESH_MS, api, confirmAction, relativeTime, say, serverState, switchedMessage,
 } from "/static/js/common.js";
 
 const DATA = JSON.parse(document.getElementById("chat-data").textContent);
@@ -10,13 +10,17 @@ const OWN_COLOR = "#b5bac1";
 const BOT_COLOR = "#9aa8ff";
 const FATAL_CLOSES = { 4401: "Your session has ended; sign in again.", 4404: "This chat no longer exists.", 4410: "This chat's server is no longer configured; the chat is read-only." };
 const MAX_ATTEMPTS = 6;
+const MAX_LENGTH = 4000;
+const PANE_BACKGROUND = "#2b2d31"; // --panel in neonrain.css
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, props = {}, ...children) => {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(props)) {
     if (key === "dataset") Object.assign(node.dataset, value);
-    else if (key in node && !key.startsWith("aria")) node[key] = value;
+    else if (key === "style") { // through the CSSOM: the page's CSP refuses style attributes
+      for (const [property, v] of Object.entries(value)) node.style.setProperty(property, v);
+    } else if (key in node && !key.startsWith("aria")) node[key] = value;
     else node.setAttribute(key, value);
   }
   node.append(...children.filter((c) => c !== null && c !== undefined));
@@ -33,10 +37,33 @@ const state = {
 
 // ------------------------------------------------------------------ personas
 
+function luminance(hex) {
+  const channel = (i) => {
+    const c = parseInt(hex.slice(i, i + 2), 16) / 255;
+    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  };
+  return 0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5);
+}
+
+/** `hex`, lightened until it reads as text on the pane (4.5:1): a dark custom colour stays the
+ *  persona's hue without making its name unreadable. The palette already meets the ratio. */
+function readable(hex) {
+  if (!/^#[0-9a-f]{6}$/i.test(hex)) return OWN_COLOR;
+  const background = luminance(PANE_BACKGROUND);
+  let color = hex.toLowerCase();
+  for (let step = 0; step < 20 && (luminance(color) + 0.05) / (background + 0.05) < 4.5; step += 1) {
+    color = `#${[1, 3, 5].map((i) => {
+      const c = parseInt(color.slice(i, i + 2), 16);
+      return Math.round(c + (255 - c) * 0.15).toString(16).padStart(2, "0");
+    }).join("")}`;
+  }
+  return color;
+}
+
 function personaColor(name) {
   if (!name) return OWN_COLOR;
   const persona = state.personas.find((p) => p.nickname === name);
-  return persona ? persona.color : OWN_COLOR;
+  return persona ? readable(persona.color) : OWN_COLOR;
 }
 
 async function loadPersonas() {
@@ -53,7 +80,7 @@ function renderPersonaList() {
   const list = $("persona-list");
   list.replaceChildren(
     ...state.personas.map((p) => el("li", { className: "persona-item" },
-      el("span", { className: "persona-dot", style: `--dot: ${p.color}` }),
+      el("span", { className: "persona-dot", style: { "--dot": p.color } }),
       el("span", { className: "persona-name" }, p.nickname),
       el("button", { type: "button", className: "button button-danger-quiet button-small", dataset: { deletePersona: p.id } }, "Delete"),
     )),
@@ -71,6 +98,7 @@ function openPersonaDialog() {
 
 function bindPersonaDialog() {
   const dialog = $("persona-dialog");
+  dialog.querySelectorAll("[data-swatch]").forEach((swatch) => swatch.style.setProperty("--swatch", swatch.dataset.swatch));
   closeOnBackdrop(dialog);
   $("manage-personas").addEventListener("click", openPersonaDialog);
   $("persona-close").addEventListener("click", () => dialog.close());
@@ -170,7 +198,13 @@ class Pane {
     this.typing = el("div", { className: "typing", hidden: true }, el("span", { className: "typing-dots", "aria-hidden": "true" }, "•••"), this.typingText, this.stop);
     this.chip = el("select", { className: "persona-chip", "aria-label": `Who speaks in ${this.label}` });
     this.chip.addEventListener("change", () => this.onChip());
-    this.input = el("textarea", { rows: 1, maxLength: 4000, placeholder: "Message…", "aria-label": `Message for ${this.label}` });
+    // No maxlength: a long paste is kept whole and the pane says it is too long.
+    this.input = el("textarea", { rows: 1, placeholder: "Message…", "aria-label": `Message for ${this.label}` });
+    this.input.addEventListener("input", () => {
+      const length = this.input.value.trim().length;
+      if (length > MAX_LENGTH) this.showError(tooLongMessage(length));
+      else if (this.errorEl.textContent.startsWith("A message can have")) this.showError("");
+    });
     this.input.addEventListener("keydown", (event) => {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
         event.preventDefault();
@@ -184,7 +218,8 @@ class Pane {
       const result = this.sendText(this.input.value);
       if (result !== true) this.showError(result);
     });
-    this.errorEl = el("p", { className: "pane-error small", role: "status", hidden: true });
+    this.errorEl = el("p", { className: "pane-error small", role: "status", hidden: true, id: `${id}-error` });
+    this.input.setAttribute("aria-describedby", this.errorEl.id);
     this.root = el("section", { className: "pane", id, role: "tabpanel", "aria-label": this.label, dataset: { paneIndex: String(this.index) } },
       el("header", { className: "pane-head" }, el("h2", { className: "pane-title" }, this.label), this.stateEl, this.retry),
       this.scroller, this.typing, this.form, this.errorEl);
@@ -215,7 +250,7 @@ class Pane {
   // -- connection
 
   connect() {
-    if (this.closed) return;
+    if (this.closed || this.readOnly) return;
     clearTimeout(this.timer);
     this.setState("connecting", this.attempts ? "Reconnecting…" : "Connecting…");
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
@@ -233,20 +268,21 @@ class Pane {
       this.showTyping(false);
       updateSendAll();
       if (this.closed) return;
+      if (event.code === 4410) {
+        serverRemoved(state.group && state.group.serverId);
+        return;
+      }
       if (FATAL_CLOSES[event.code]) {
         this.setState("error", FATAL_CLOSES[event.code]);
-        if (event.code === 4410) this.setReadOnly();
         return;
       }
       this.attempts += 1;
       if (this.attempts > MAX_ATTEMPTS) {
-        this.setState("error", "Disconnected.");
-        this.retry.hidden = false;
+        this.setState("error", "Disconnected.", { retry: true });
         return;
       }
       const delay = Math.min(30000, 1000 * 2 ** (this.attempts - 1)) * (0.8 + Math.random() * 0.2);
-      this.setState("reconnecting", `Reconnecting in ${Math.round(delay / 1000)} s…`);
-      this.retry.hidden = false;
+      this.setState("reconnecting", `Reconnecting in ${Math.round(delay / 1000)} s…`, { retry: true });
       this.timer = setTimeout(() => this.connect(), delay);
     });
   }
@@ -257,18 +293,23 @@ class Pane {
     if (this.ws) this.ws.close(1000);
   }
 
-  setState(kind, text) {
+  /** `retry`: offer the Retry button (only where trying again can help). */
+  setState(kind, text, { retry = false } = {}) {
     this.stateEl.dataset.state = kind;
     this.stateEl.textContent = text;
-    this.retry.hidden = kind !== "error";
+    this.retry.hidden = !retry;
     this.root.dataset.state = kind;
   }
 
   setReadOnly() {
+    this.readOnly = true;
+    clearTimeout(this.timer);
     this.input.disabled = true;
     this.sendButton.disabled = true;
     this.chip.disabled = true;
     this.input.placeholder = "Read-only: this server is no longer configured.";
+    this.setState("error", FATAL_CLOSES[4410]);
+    this.showTyping(false);
   }
 
   async onFrame(type, data) {
@@ -297,6 +338,7 @@ class Pane {
     } else if (type === "chat:error") {
       if (["INVALID_MESSAGE", "RATE_LIMITED", "NO_SERVER_CONFIG"].includes(data.code)) this.pendingText = null;
       this.showError(data.message || "Something went wrong.");
+      if (data.code === "NO_SERVER_CONFIG") serverRemoved(state.group && state.group.serverId);
     }
   }
 
@@ -321,7 +363,7 @@ class Pane {
   sendText(text) {
     const content = text.trim();
     if (!content) return "Type a message first.";
-    if (content.length > 4000) return "A message can have at most 4,000 characters.";
+    if (content.length > MAX_LENGTH) return tooLongMessage(content.length);
     if (this.input.disabled) return "This chat is read-only.";
     const speaker = this.chip.value && this.chip.value !== "__new__" ? this.chip.value : undefined;
     if (!this.send("chat:message", speaker ? { content, senderName: speaker } : { content })) {
@@ -356,7 +398,7 @@ class Pane {
     const time = el("time", { dateTime: message.createdAt, title: new Date(message.createdAt).toLocaleString() },
       new Date(message.createdAt).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }));
     return el("li", { className: `message message-${message.role}`, dataset: { id: message.id } },
-      el("div", { className: "message-meta" }, el("span", { className: "message-author", style: `color: ${color}` }, author), time),
+      el("div", { className: "message-meta" }, el("span", { className: "message-author", style: { color } }, author), time),
       body);
   }
 
@@ -395,6 +437,10 @@ class Pane {
   scrollToEnd() { this.scroller.scrollTop = this.scroller.scrollHeight; }
 }
 
+function tooLongMessage(length) {
+  return `A message can have at most ${MAX_LENGTH.toLocaleString("en-US")} characters; this one has ${length.toLocaleString("en-US")}. Shorten it to send.`;
+}
+
 // ------------------------------------------------------------------ the open chat
 
 function closePanes() {
@@ -410,12 +456,13 @@ async function openGroup(groupId, { push = true } = {}) {
     group = await api(`/api/chat/groups/${encodeURIComponent(groupId)}`);
   } catch (error) {
     say(null, error.status === 404 ? "That chat was not found." : error.message, "error");
-    return;
+    return false;
   }
   closePanes();
   state.group = group;
   if (push) history.pushState({ group: group.id }, "", `/chat?group=${encodeURIComponent(group.id)}`);
   $("chat-empty").hidden = true;
+  say($("chat-status"), ""); // a notice about the previous chat is not about this one
   renderHeader();
   const panes = $("panes");
   panes.dataset.count = String(group.paneCount);
@@ -423,12 +470,20 @@ async function openGroup(groupId, { push = true } = {}) {
   state.panes.forEach((p) => panes.append(p.root));
   renderTabs();
   selectPane(0);
-  $("send-all").hidden = group.conversations.length < 2;
-  if (group.readOnly) state.panes.forEach((p) => { p.setReadOnly(); p.setState("error", FATAL_CLOSES[4410]); });
+  $("send-all").hidden = group.conversations.length < 2 || Boolean(group.readOnly);
+  if (group.readOnly) state.panes.forEach((p) => p.setReadOnly());
   else state.panes.forEach((p) => p.connect());
   updateSendAll();
   renderList();
   collapseSidebar();
+  return true;
+}
+
+/** Where a newly opened chat takes the keyboard: the input of its first (visible) pane. */
+function focusActivePane() {
+  const pane = state.panes[state.activePane];
+  if (!pane) return;
+  (pane.input.disabled ? pane.scroller : pane.input).focus();
 }
 
 function renderHeader() {
@@ -442,6 +497,7 @@ function renderHeader() {
   $("activate-bot").hidden = !(server && !server.botActive && !group.readOnly);
   if (server) $("activate-bot").textContent = `Activate bot in ${server.name}`;
   renderReadiness(group.readOnly ? null : server);
+  $("send-all").hidden = state.panes.length < 2 || Boolean(group.readOnly);
 }
 
 /** Whether the server's Discord bot answers, and if not why: the activation prompt never
@@ -461,18 +517,48 @@ function renderReadiness(server) {
   note.hidden = !text;
 }
 
-/** Keeps the open chat's server state fresh (switched elsewhere, worker reports). */
-async function refreshServer() {
-  const server = state.group && SERVERS.get(state.group.serverId);
-  if (!server || document.visibilityState !== "visible") return;
-  try {
-    const config = await api(`/api/servers/${encodeURIComponent(server.id)}`);
-    server.botActive = config.botActive;
-    server.readiness = config.readiness;
-    if (state.group && state.group.serverId === server.id) renderHeader();
-  } catch {
-    // The next refresh tries again; the chat itself does not depend on this.
+/** The chat's server configuration is gone (removed here, elsewhere, or found out by a pane). */
+function serverRemoved(serverId) {
+  if (!serverId) return;
+  SERVERS.delete(serverId);
+  for (const select of [$("server-filter"), $("new-chat-server")]) {
+    const option = [...select.options].find((o) => o.value === serverId);
+    if (option && select.value !== serverId) option.remove();
   }
+  for (const group of state.groups) if (group.serverId === serverId) group.readOnly = true;
+  if (state.group && state.group.serverId === serverId && !state.group.readOnly) {
+    state.group.readOnly = true;
+    state.panes.forEach((p) => p.setReadOnly());
+    say($("chat-status"), "");
+    renderHeader();
+    updateSendAll();
+  }
+  renderList();
+}
+
+/** Server names, bot names and on/off switches change on the dashboard too: follow them. */
+async function refreshServers() {
+  let body;
+  try {
+    body = await api("/api/servers");
+  } catch {
+    return; // the next round tries again; panes report their own connection problems
+  }
+  const seen = new Set();
+  for (const config of body.servers) {
+    seen.add(config.serverId);
+    const known = SERVERS.get(config.serverId);
+    if (known) {
+      Object.assign(known, {
+        name: config.guildName,
+        botName: config.botName,
+        botActive: config.botActive,
+        readiness: config.readiness,
+      });
+    }
+  }
+  for (const id of [...SERVERS.keys()]) if (!seen.has(id)) serverRemoved(id);
+  if (state.group && !state.group.readOnly) renderHeader();
 }
 
 function renderTabs() {
@@ -485,6 +571,23 @@ function renderTabs() {
     p.root.setAttribute("aria-labelledby", tab.id);
     return tab;
   }));
+}
+
+/** Arrow keys, Home and End move between the pane tabs (one tab stop for the whole list). */
+function bindTabKeys() {
+  $("pane-tabs").addEventListener("keydown", (event) => {
+    const count = state.panes.length;
+    if (!count || !event.target.closest("[role=tab]")) return;
+    const moves = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 };
+    let next;
+    if (event.key in moves) next = (state.activePane + moves[event.key] + count) % count;
+    else if (event.key === "Home") next = 0;
+    else if (event.key === "End") next = count - 1;
+    else return;
+    event.preventDefault();
+    selectPane(next);
+    $(`tab-${next}`).focus();
+  });
 }
 
 function selectPane(index) {
@@ -513,6 +616,7 @@ function bindSendAll() {
     event.preventDefault();
     const status = $("send-all-status");
     if (!input.value.trim()) { say(status, "Type a message first.", "error"); return; }
+    if (input.value.trim().length > MAX_LENGTH) { say(status, tooLongMessage(input.value.trim().length), "error"); return; }
     const sent = [];
     const skipped = [];
     for (const pane of state.panes) {
@@ -541,11 +645,15 @@ function bindActivate() {
       const config = await api(`/api/servers/${encodeURIComponent(server.id)}`, { method: "PUT", body: { botActive: true } });
       server.botActive = config.botActive;
       server.readiness = config.readiness;
-      const answering = serverState(config).kind !== "not_answering" && config.botActive;
-      say($("chat-status"), config.botActive ? switchedMessage(config) : "The bot is still off.", answering ? "success" : "error");
-      renderHeader();
+      if (state.group && state.group.serverId === server.id) {
+        const answering = serverState(config).kind !== "not_answering" && config.botActive;
+        say($("chat-status"), config.botActive ? switchedMessage(config) : "The bot is still off.", answering ? "success" : "error");
+        renderHeader();
+        focusActivePane(); // the button is gone: on to the conversation
+      }
     } catch (error) {
-      say($("chat-status"), error.message, "error");
+      if (error.status === 404) serverRemoved(server.id);
+      else say($("chat-status"), error.message, "error");
     } finally {
       button.disabled = false;
     }
@@ -556,12 +664,15 @@ function bindActivate() {
 
 async function loadGroups() {
   const filter = $("server-filter").value;
+  const status = $("sidebar-status");
   try {
     const query = filter ? `?serverId=${encodeURIComponent(filter)}` : "";
     state.groups = (await api(`/api/chat/groups${query}`)).groups;
-    say($("sidebar-status"), "");
+    // Clear only this list's own earlier failure, not e.g. "Chat deleted." said a moment ago.
+    if (status.dataset.source === "load") { say(status, ""); delete status.dataset.source; }
   } catch (error) {
-    say($("sidebar-status"), error.message, "error");
+    say(status, error.message, "error");
+    status.dataset.source = "load";
   }
   renderList();
 }
@@ -586,6 +697,20 @@ function setGroupTitle(groupId, title) {
 
 function renderList() {
   const list = $("chat-list");
+  // The list is rebuilt (new messages reorder it): keep the keyboard where it was.
+  const focused = document.activeElement;
+  const focusKey = focused && list.contains(focused) && focused.matches("a, button") && focused.closest("[data-group-id]")
+    ? [focused.closest("[data-group-id]").dataset.groupId, focused.className] : null;
+  renderListItems(list);
+  if (focusKey) {
+    const item = list.querySelector(`[data-group-id="${CSS.escape(focusKey[0])}"]`);
+    const again = item && [...item.querySelectorAll("a, button")].find((e) => e.className === focusKey[1]);
+    if (again) again.focus();
+    else if (!focused.isConnected) (list.querySelector("a") || $("new-chat")).focus();
+  }
+}
+
+function renderListItems(list) {
   const sections = new Map();
   for (const group of state.groups) {
     const key = group.serverId || "";
@@ -627,11 +752,17 @@ function startRename(item, group) {
     if (done) return;
     done = true;
     const title = input.value.trim();
+    const refocus = () => {
+      // The input is gone with the re-rendered list: back to the item's Rename button.
+      const again = $("chat-list").querySelector(`[data-rename-group="${CSS.escape(group.id)}"]`);
+      if (again && (document.activeElement === document.body || !document.activeElement)) again.focus();
+    };
     if (save && title && title !== group.title) {
       try {
         const updated = await api(`/api/chat/groups/${encodeURIComponent(group.id)}`, { method: "PATCH", body: { title } });
         setGroupTitle(group.id, updated.title);
         say($("sidebar-status"), "Renamed.", "success");
+        refocus();
         return;
       } catch (error) {
         say($("sidebar-status"), error.message, "error");
@@ -640,6 +771,7 @@ function startRename(item, group) {
       say($("sidebar-status"), "A title needs 1 to 100 characters.", "error");
     }
     renderList();
+    refocus();
   };
   input.addEventListener("keydown", (event) => {
     if (event.key === "Enter") { event.preventDefault(); finish(true); }
@@ -680,10 +812,14 @@ function bindSidebar() {
           renderReadiness(null);
           $("send-all").hidden = true;
           $("chat-empty").hidden = false;
+          say($("chat-status"), "");
           history.pushState({}, "", "/chat");
         }
-        say($("sidebar-status"), "Chat deleted.", "success");
+        say($("sidebar-status"), `Chat “${group.title}” deleted.`, "success");
         await loadGroups();
+        if (!document.activeElement || document.activeElement === document.body) {
+          ($("chat-list").querySelector("a") || $("new-chat")).focus();
+        }
       } catch (error) {
         say($("sidebar-status"), error.message, "error");
       }
@@ -745,7 +881,7 @@ function bindNewChat() {
       const group = await api("/api/chat/groups", { method: "POST", body: { serverId, paneCount } });
       dialog.close();
       await loadGroups();
-      await openGroup(group.id);
+      if (await openGroup(group.id)) focusActivePane();
     } catch (error) {
       say($("new-chat-error"), error.message, "error");
     } finally {
@@ -762,16 +898,21 @@ async function start() {
   bindPersonaDialog();
   bindSendAll();
   bindActivate();
+  bindTabKeys();
   await Promise.all([loadPersonas(), loadGroups()]);
   const wanted = new URLSearchParams(location.search).get("group");
-  if (wanted) await openGroup(wanted, { push: false });
-  else if (state.groups.length) await openGroup(state.groups[0].id, { push: false });
+  let opened = false;
+  if (wanted) opened = await openGroup(wanted, { push: false });
+  else if (state.groups.length) opened = await openGroup(state.groups[0].id, { push: false });
+  $("chat-loading").hidden = true;
+  $("chat-empty").hidden = opened;
+  setInterval(() => { if (document.visibilityState === "visible") refreshServers(); }, REFRESH_MS);
+  document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") refreshServers(); });
   window.addEventListener("popstate", () => {
     const id = new URLSearchParams(location.search).get("group");
     if (id) openGroup(id, { push: false });
   });
   setInterval(() => document.querySelectorAll(".chat-item time").forEach((t) => { t.textContent = relativeTime(t.dateTime); }), 30000);
-  setInterval(refreshServer, REFRESH_MS);
   document.body.dataset.chatReady = "true";
 }
 

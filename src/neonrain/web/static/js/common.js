@@ -20,8 +20,9 @@ export function csrfToken() {
   return "";
 }
 
-/** Calls the JSON API; resolves with the body (null for 204), rejects with an ApiError. */
-export async function api(path, { method = "GET", body } = {}) {
+/** Calls the JSON API; resolves with the body (null for 204), rejects with an ApiError.
+ *  `anonymous`: a call made without a session (sign-in, sign-up), whose 401 is its own answer. */
+export async function api(path, { method = "GET", body, anonymous = false } = {}) {
   const headers = { Accept: "application/json" };
   if (method !== "GET") headers["X-CSRF-Token"] = csrfToken();
   if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -45,7 +46,10 @@ export async function api(path, { method = "GET", body } = {}) {
   }
   if (!response.ok) {
     let message = (data && data.error) || `The request failed (HTTP ${response.status}).`;
-    if (response.status === 401) message = "Your session has ended; sign in again (reload the page).";
+    // Only a refused session means the person was signed out; a wrong password is not that.
+    if (response.status === 401 && !anonymous && data && data.code === "UNAUTHENTICATED") {
+      message = "Your session has ended; sign in again (reload the page).";
+    }
     throw new ApiError(message, (data && data.code) || `HTTP_${response.status}`, response.status, data);
   }
   return data;
@@ -215,6 +219,30 @@ export async function fetchPage(query = "") {
   return new DOMParser().parseFromString(await response.text(), "text/html");
 }
 
+// What the server last sent for each region: a region is swapped only when that changes, so what
+// the page did in between (an open list, a switch just flipped, a message shown) is not undone by
+// a refresh that brings nothing new.
+const serverHtml = new WeakMap();
+
+function rememberServerHtml(root = document) {
+  root.querySelectorAll("[data-live]").forEach((region) => serverHtml.set(region, region.innerHTML));
+}
+
+/** A [data-live-hold] region is not swapped while someone types in it (e.g. a bot token). */
+function beingEdited(region) {
+  if (!("liveHold" in region.dataset)) return false;
+  const active = document.activeElement;
+  if (active && region.contains(active) && active.matches("input, textarea, select")) return true;
+  return [...region.querySelectorAll("input:not([type=hidden]), textarea")]
+    .some((field) => field.value !== field.defaultValue);
+}
+
+function focusKey(element) {
+  if (element.id) return `#${CSS.escape(element.id)}`;
+  if (element.dataset.focusId) return `[data-focus-id="${CSS.escape(element.dataset.focusId)}"]`;
+  return null;
+}
+
 function swapRegion(current, fresh) {
   if (current.dataset.liveMode === "prepend") {
     const known = new Set([...current.children].map((c) => c.dataset.key));
@@ -227,13 +255,26 @@ function swapRegion(current, fresh) {
       current.setAttribute(attr.name, attr.value);
     }
   }
-  if (current.innerHTML === fresh.innerHTML) return false;
+  const html = fresh.innerHTML;
+  if (serverHtml.get(current) === html || beingEdited(current)) return false;
+  // Messages shown in [data-live-keep] elements (results of an action) outlive the swap.
+  const kept = [...current.querySelectorAll("[data-live-keep][id]")]
+    .filter((el) => el.textContent)
+    .map((el) => ({ id: el.id, text: el.textContent, kind: el.dataset.kind, hidden: el.hidden }));
   const focused = document.activeElement;
-  const focusId = focused && current.contains(focused) ? focused.dataset.focusId : null;
-  current.innerHTML = fresh.innerHTML;
-  if (focusId) {
-    const again = current.querySelector(`[data-focus-id="${CSS.escape(focusId)}"]`);
-    if (again) again.focus();
+  const key = focused && focused !== current && current.contains(focused) ? focusKey(focused) : null;
+  current.innerHTML = html;
+  serverHtml.set(current, html);
+  for (const { id, text, kind, hidden } of kept) {
+    const el = document.getElementById(id);
+    if (!el || !current.contains(el)) continue;
+    el.textContent = text;
+    if (kind) el.dataset.kind = kind;
+    el.hidden = hidden;
+  }
+  if (focused && focused !== document.body && !focused.isConnected) {
+    const again = key && current.querySelector(key);
+    (again || document.getElementById("main")).focus();
   }
   return true;
 }
@@ -245,6 +286,7 @@ export function refreshNow() {
     const status = document.getElementById("live-status");
     try {
       const doc = await fetchPage();
+      if (doc.title && document.title !== doc.title) document.title = doc.title;
       doc.querySelectorAll("[data-live]").forEach((fresh) => {
         const current = document.querySelector(`[data-live="${CSS.escape(fresh.dataset.live)}"]`);
         if (current) swapRegion(current, fresh);
@@ -278,26 +320,32 @@ function startLive() {
 
 // ------------------------------------------------------------------ switches
 
-/** Wires the bot on/off switches ([data-toggle-server]) under `root`. */
+/** Wires the bot on/off switches ([data-toggle-server]) under `root`, which must outlive live
+ *  refreshes (the switches themselves may be replaced while a change is under way).
+ *  `statusFor(serverId)` returns the element that tells the result. */
 export function bindSwitches(root, { statusFor, onChanged } = {}) {
+  const switchOf = (serverId) => root.querySelector(`[data-toggle-server="${CSS.escape(serverId)}"]`);
+  const status = (serverId) => (statusFor ? statusFor(serverId) : null);
   root.addEventListener("click", async (event) => {
     const button = event.target.closest("[data-toggle-server]");
     if (!button || button.disabled || button.getAttribute("aria-busy") === "true") return;
     const serverId = button.dataset.toggleServer;
     const next = button.getAttribute("aria-checked") !== "true";
-    const status = statusFor ? statusFor(button) : null;
     button.setAttribute("aria-busy", "true");
-    say(status, next ? "Switching on…" : "Switching off…");
+    say(status(serverId), next ? "Switching on…" : "Switching off…");
     try {
       const config = await api(`/api/servers/${encodeURIComponent(serverId)}`, { method: "PUT", body: { botActive: next } });
       const state = serverState(config);
-      setSwitch(button, config.botActive, state.kind);
-      say(status, switchedMessage(config), state.kind === "not_answering" ? "error" : "success");
+      const current = switchOf(serverId);
+      if (current) setSwitch(current, config.botActive, state.kind);
+      say(status(serverId), switchedMessage(config), state.kind === "not_answering" ? "error" : "success");
       if (onChanged) onChanged(config);
     } catch (error) {
-      say(status, error.message, "error");
+      say(status(serverId), error.message, "error");
     } finally {
       button.removeAttribute("aria-busy");
+      const current = switchOf(serverId);
+      if (current) current.removeAttribute("aria-busy");
     }
   });
 }
@@ -369,6 +417,7 @@ export async function copyText(text) {
   if (!ok) throw new Error("copy refused");
 }
 
+rememberServerHtml();
 showStoredFlash();
 closeDialogOnBackdrop();
 fixImages();

@@ -1,27 +1,18 @@
-// /dashboard: bot switches on server cards, and the "Add server" guild picker.
-import { api, bindSwitches, onLiveUpdate, refreshNow, say, setSwitch } from "./common.js";
+// /dashboard: bot switches on server cards, and the "Add server" guild picker. The cards, the
+// summary, the Discord card and the "Add server" button are live regions (common.js), so handlers
+// sit on elements that outlive a refresh.
+import { api, bindSwitches, onLiveUpdate, refreshNow, say } from "./common.js";
 
-const grid = document.getElementById("server-grid");
-if (grid) {
-  bindSwitches(grid, {
-    statusFor: (button) => button.closest(".server-card").querySelector("[data-row-status]"),
+const section = document.querySelector(".servers-section");
+if (section) {
+  bindSwitches(section, {
+    statusFor: (serverId) => document.getElementById(`status-${serverId}`),
     onChanged: () => refreshNow(),
-  });
-  // Keep switches in step with the refreshed cards (e.g. changed in another tab).
-  onLiveUpdate(() => {
-    grid.querySelectorAll(".server-card").forEach((card) => {
-      const body = card.querySelector("[data-live^=card-]");
-      const button = card.querySelector("[data-toggle-server]");
-      if (body && button && button.getAttribute("aria-busy") !== "true") {
-        setSwitch(button, body.dataset.active === "true", body.dataset.state);
-      }
-    });
   });
 }
 
-const addButton = document.getElementById("add-server-button");
 const panel = document.getElementById("add-server-panel");
-if (addButton && panel) {
+if (panel) {
   const list = document.getElementById("guild-list");
   const status = document.getElementById("guild-status");
   const searchField = panel.querySelector(".search-field");
@@ -71,8 +62,10 @@ if (addButton && panel) {
       }
       list.append(item);
     }
+    const plural = (n) => `${n} server${n === 1 ? "" : "s"}`;
     if (guilds.length && !shown.length) say(status, `No server matches “${search.value.trim()}”.`);
-    else if (guilds.length) say(status, `${guilds.length} server${guilds.length === 1 ? "" : "s"} found.`);
+    else if (query) say(status, `${shown.length} of ${plural(guilds.length)} match “${search.value.trim()}”.`);
+    else if (guilds.length) say(status, `${plural(guilds.length)} found.`);
   };
 
   const missing = document.getElementById("guild-missing");
@@ -138,14 +131,28 @@ if (addButton && panel) {
   };
 
   search.addEventListener("input", render);
-  addButton.addEventListener("click", () => {
+  document.addEventListener("click", (event) => {
+    const addButton = event.target.closest("#add-server-button");
+    if (!addButton) return;
     const open = addButton.getAttribute("aria-expanded") !== "true";
     addButton.setAttribute("aria-expanded", open ? "true" : "false");
     panel.hidden = !open;
     if (open) {
       load();
-      panel.querySelector("h3").setAttribute("tabindex", "-1");
       panel.querySelector("h3").focus();
     }
+  });
+  // The connection may change elsewhere: keep the panel and its invite link in step.
+  onLiveUpdate((doc) => {
+    const fresh = doc.getElementById("add-server-panel");
+    if (fresh) panel.dataset.inviteUrl = fresh.dataset.inviteUrl;
+    const missing = document.getElementById("guild-missing");
+    const freshMissing = doc.getElementById("guild-missing");
+    if (missing && freshMissing && missing.innerHTML !== freshMissing.innerHTML) {
+      missing.innerHTML = freshMissing.innerHTML;
+    }
+    const addButton = document.getElementById("add-server-button");
+    if (!addButton) panel.hidden = true;
+    else addButton.setAttribute("aria-expanded", panel.hidden ? "false" : "true");
   });
 }

@@ -1,6 +1,7 @@
 // /dashboard/servers/:serverId: activation switch, configuration editor (with where and when the
-// bot speaks, behaviour.js), websites, agent actions, removing the server. Live regions (stats,
-// websites, actions) are refreshed by common.js.
+// bot speaks, behaviour.js), websites, agent actions, removing the server. Live regions (header,
+// activation, stats, websites, actions) are refreshed by common.js; the configuration form follows
+// changes made elsewhere while it has no edits.
 import { initBehaviour } from "./behaviour.js";
 import {
   api, autoGrow, bindSwitches, clearErrors, confirmAction, copyText, fetchPage, fieldError,
@@ -13,20 +14,10 @@ const base = `/api/servers/${encodeURIComponent(serverId)}`;
 
 // ------------------------------------------------------------------ activation
 
-const activation = document.getElementById("bot-active");
-if (activation) {
-  bindSwitches(activation.parentElement, {
-    statusFor: () => document.getElementById("activation-status"),
-    onChanged: () => refreshNow(),
-  });
-  // The switch follows the refreshed state (its colour says whether the bot can answer).
-  onLiveUpdate(() => {
-    const state = document.querySelector('[data-live="active-badge"] [data-state]');
-    if (state && activation.getAttribute("aria-busy") !== "true") {
-      setSwitch(activation, state.dataset.state !== "off", state.dataset.state);
-    }
-  });
-}
+bindSwitches(document.getElementById("activation-card"), {
+  statusFor: () => document.getElementById("activation-status"),
+  onChanged: () => refreshNow(),
+});
 
 // ------------------------------------------------------------------ configuration
 
@@ -56,12 +47,22 @@ function updateCounter(field) {
   }
 }
 
+// Save is aria-disabled rather than disabled while there is nothing to save, so that focus stays
+// on it after saving instead of falling back to the page.
 function updateDirty() {
   const dirty = isDirty();
   marker.hidden = !dirty;
   saveBar.dataset.dirty = dirty ? "true" : "false";
-  saveButton.disabled = !dirty;
+  saveButton.setAttribute("aria-disabled", dirty ? "false" : "true");
   if (dirty) say(configStatus, "");
+}
+
+function tooLong(field) {
+  const limit = Number(field.dataset.limit);
+  const length = field.value.length;
+  return length > limit
+    ? `At most ${limit.toLocaleString("en-US")} characters (now ${length.toLocaleString("en-US")}).`
+    : "";
 }
 
 for (const field of fields) {
@@ -70,10 +71,35 @@ for (const field of fields) {
   field.addEventListener("input", () => {
     updateCounter(field);
     if (field.dataset.grow !== undefined) autoGrow(field);
-    fieldError(field, "");
+    fieldError(field, tooLong(field)); // a long paste is kept whole and said to be too long
     updateDirty();
   });
 }
+
+// A change saved elsewhere (another tab, the API) shows up in fields that have no edits here.
+onLiveUpdate((doc) => {
+  let changedUnderEdits = false;
+  for (const field of fields) {
+    const fresh = doc.getElementById(field.id);
+    if (!fresh) continue;
+    const value = fresh.value;
+    if (value === saved[field.name]) continue;
+    if (field.value === saved[field.name]) {
+      field.value = value;
+      updateCounter(field);
+      if (field.dataset.grow !== undefined) autoGrow(field);
+    } else {
+      changedUnderEdits = true;
+    }
+    saved[field.name] = value;
+  }
+  updateDirty();
+  if (changedUnderEdits) {
+    say(configStatus, "This configuration was also changed elsewhere; Save keeps your edits.");
+  }
+  const freshRemove = doc.getElementById("remove-server");
+  if (freshRemove) document.getElementById("remove-server").dataset.name = freshRemove.dataset.name;
+});
 
 window.addEventListener("beforeunload", (event) => {
   if (isDirty()) {
@@ -84,14 +110,14 @@ window.addEventListener("beforeunload", (event) => {
 
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
+  if (saveButton.textContent === "Saving…") return;
   clearErrors(form);
   const changed = dirtyFields();
   if (!changed.length && !behaviour.isDirty()) return;
   const body = {};
   for (const field of changed) {
-    const limit = Number(field.dataset.limit);
-    if (field.value.length > limit) {
-      fieldError(field, `At most ${limit.toLocaleString("en-US")} characters (now ${field.value.length.toLocaleString("en-US")}).`);
+    if (tooLong(field)) {
+      fieldError(field, tooLong(field));
       field.focus();
       return;
     }
@@ -104,7 +130,7 @@ form.addEventListener("submit", async (event) => {
   }
   if (!behaviour.validate()) return;
   Object.assign(body, behaviour.body());
-  saveButton.disabled = true;
+  saveButton.setAttribute("aria-disabled", "true");
   saveButton.textContent = "Saving…";
   try {
     const config = await api(base, { method: "PUT", body });
@@ -289,7 +315,8 @@ actionList.addEventListener("click", async (event) => {
     const open = list.dataset.expanded !== "true";
     list.dataset.expanded = open ? "true" : "false";
     button.setAttribute("aria-expanded", open ? "true" : "false");
-    button.textContent = open ? "Show fewer" : `Show all ${list.children.length} earlier messages`;
+    const count = list.children.length;
+    button.textContent = open ? "Show fewer" : `Show all ${count} earlier message${count === 1 ? "" : "s"}`;
   } else if (button.dataset.action === "copy-markdown") {
     const status = item.querySelector("[data-copy-status]");
     try {

@@ -1,4 +1,5 @@
-// /settings: change password, sign out everywhere, delete the account.
+// /settings: change password, sign out everywhere, delete the account. (Without JavaScript the
+// password form is POSTed to /settings/password: web/forms.py.)
 import { api, clearErrors, confirmAction, fieldError, say, showFieldErrors } from "./common.js";
 
 const passwordForm = document.getElementById("password-form");
