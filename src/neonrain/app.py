@@ -16,7 +16,7 @@ from neonrain.crypto import TokenCipher
 from neonrain.db.changes import ConfigChangeNotifier, PostgresChangeListener, notifier_info
 from neonrain.db.engine import create_engine, create_read_sessionmaker, create_sessionmaker
 from neonrain.errors import install_error_handlers
-from neonrain.middleware import BodySizeLimit
+from neonrain.middleware import BodySizeLimit, HeaderLimits, TrustedProxyHeaders
 from neonrain.state import AppState
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,8 @@ def create_app(
     state.asgi_app = app
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(TrustedProxyHeaders, trusted=settings.forwarded_allow_ips)
+    app.add_middleware(HeaderLimits)
     _include_routers(app)
     return app
 
