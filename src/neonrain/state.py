@@ -35,6 +35,9 @@ class AppState:
     login_failures_by_ip: SlidingWindowLimiter = field(
         default_factory=lambda: SlidingWindowLimiter(limit=10, window_seconds=15 * 60)
     )
+    registrations_by_ip: SlidingWindowLimiter = field(
+        default_factory=lambda: SlidingWindowLimiter(limit=10, window_seconds=60 * 60)
+    )
     # Room for domain services started by the lifespan (worker, scraper, chat hub, …).
     services: dict[str, Any] = field(default_factory=dict)
     # The ASGI app itself, for in-process clients of its own API (the embedded worker).

@@ -21,13 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from neonrain.accounts import service as accounts_service
 from neonrain.accounts.deps import (
-    CSRF_COOKIE,
     clear_session_cookies,
+    csrf_matches,
     ensure_csrf_cookie,
     identify,
 )
 from neonrain.accounts.service import Identity
-from neonrain.crypto import constant_time_equals
 from neonrain.discord_link import service as discord_service
 from neonrain.discord_link.schemas import StatusOut
 from neonrain.errors import ApiError
@@ -209,12 +208,12 @@ async def _auth_page(request: Request, db: AsyncSession, state: AppState, mode: 
 
 @router.post("/logout")
 async def logout(request: Request, db: Db, state: State) -> Response:
-    """Sign out from the header's form (works without JavaScript): CSRF field = cookie."""
+    """Sign out from the header's form (works without JavaScript): the CSRF field must be the
+    session's token."""
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
     sent = (form.get("csrf") or [""])[0]
-    cookie = request.cookies.get(CSRF_COOKIE, "")
     response = RedirectResponse("/login", status_code=303)
-    if not sent or not cookie or not constant_time_equals(sent, cookie):
+    if not csrf_matches(request, sent):
         return RedirectResponse("/dashboard", status_code=303)
     identity = await identify(request, db, state)
     if identity is not None and identity.session_id is not None:
