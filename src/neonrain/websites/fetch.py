@@ -30,6 +30,7 @@ from typing import Literal
 import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # A resolver maps (hostname, port) to the IP addresses (as strings) it would connect to.
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
 
@@ -37,7 +38,6 @@ ALLOWED_SCHEMES = ("http", "https")
 ALLOWED_CONTENT_TYPES = ("text/html", "application/xhtml+xml", "text/plain")
 USER_AGENT = "Mozilla/5.0 (compatible; NeonrainBot/0.1; reads pages its users listed)"
 _REDIRECT_STATUSES = (301, 302, 303, 307, 308)
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 ErrorKind = Literal["refused", "dns", "network", "timeout", "http", "content"]
 
@@ -81,17 +81,87 @@ class FetchedPage:
 # -- addresses ------------------------------------------------------------------------------------
 
 
+def _special(blocks: tuple[tuple[str, str], ...]) -> tuple[tuple[IPNetwork, str], ...]:
+    return tuple((ipaddress.ip_network(block), name) for block, name in blocks)
+
+
+#: Every block of the IANA IPv4 and IPv6 Special-Purpose Address Registries (RFC 6890 and its
+#: updates), plus multicast and the deprecated site-local range, refused whatever Python's
+#: ``is_global`` says: its answer changes between versions, and 3.11 took 192.0.0.0/24,
+#: 192.88.99.0/24 and 3fff::/20 for public. None of them holds a website. (IPv4-mapped
+#: ``::ffff:0:0/96`` and NAT64 ``64:ff9b::/96`` addresses are judged by the IPv4 address inside.)
+SPECIAL_PURPOSE_NETWORKS: tuple[tuple[IPNetwork, str], ...] = _special(
+    (
+        ("0.0.0.0/8", "'this network'"),
+        ("10.0.0.0/8", "private-use"),
+        ("100.64.0.0/10", "shared address space (carrier-grade NAT)"),
+        ("127.0.0.0/8", "loopback"),
+        ("169.254.0.0/16", "link-local"),
+        ("172.16.0.0/12", "private-use"),
+        ("192.0.0.0/24", "IETF protocol assignments"),
+        ("192.0.2.0/24", "documentation (TEST-NET-1)"),
+        ("192.31.196.0/24", "AS112-v4"),
+        ("192.52.193.0/24", "AMT"),
+        ("192.88.99.0/24", "deprecated 6to4 relay anycast"),
+        ("192.168.0.0/16", "private-use"),
+        ("192.175.48.0/24", "direct delegation AS112 service"),
+        ("198.18.0.0/15", "benchmarking"),
+        ("198.51.100.0/24", "documentation (TEST-NET-2)"),
+        ("203.0.113.0/24", "documentation (TEST-NET-3)"),
+        ("224.0.0.0/4", "multicast"),
+        ("240.0.0.0/4", "reserved"),
+        ("255.255.255.255/32", "limited broadcast"),
+        ("::/128", "unspecified"),
+        ("::1/128", "loopback"),
+        ("64:ff9b:1::/48", "local-use IPv4/IPv6 translation"),
+        ("100::/64", "discard-only"),
+        ("100:0:0:1::/64", "dummy prefix"),
+        ("2001::/23", "IETF protocol assignments"),
+        ("2001::/32", "Teredo"),
+        ("2001:2::/48", "benchmarking"),
+        ("2001:db8::/32", "documentation"),
+        ("2002::/16", "6to4"),
+        ("2620:4f:8000::/48", "direct delegation AS112 service"),
+        ("3fff::/20", "documentation"),
+        ("5f00::/16", "segment routing (SRv6) SIDs"),
+        ("fc00::/7", "unique-local"),
+        ("fe80::/10", "link-local"),
+        ("fec0::/10", "deprecated site-local"),
+        ("ff00::/8", "multicast"),
+    )
+)
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_GLOBAL_UNICAST_V6 = ipaddress.IPv6Network("2000::/3")
+
+
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address a 6to4 or NAT64 IPv6 address stands for, if any."""
+    """The IPv4 address a 6to4, Teredo (client) or NAT64 IPv6 address stands for, if any."""
     if address.sixtofour is not None:
         return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
     if address in _NAT64:
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
 
 
+def special_purpose_block(address: IPAddress) -> tuple[IPNetwork, str] | None:
+    """The most specific special-purpose block holding ``address``, with its name."""
+    found: tuple[IPNetwork, str] | None = None
+    for network, name in SPECIAL_PURPOSE_NETWORKS:
+        inside = network.version == address.version and address in network
+        if inside and (found is None or network.prefixlen > found[0].prefixlen):
+            found = (network, name)
+    return found
+
+
 def address_problem(address: IPAddress) -> str | None:
-    """Why ``address`` is not a public internet address ("private", "loopback", …), or None."""
+    """Why ``address`` is not a public internet address ("private", "loopback", …), or None.
+
+    IPv4-mapped and NAT64 (``64:ff9b::/96``) addresses are judged by the IPv4 address inside;
+    6to4 and Teredo ones are refused in any case, naming the IPv4 address inside when that is
+    itself refused.
+    """
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             return address_problem(address.ipv4_mapped)
@@ -100,6 +170,8 @@ def address_problem(address: IPAddress) -> str | None:
             problem = address_problem(embedded)
             if problem is not None:
                 return problem
+            if address in _NAT64:
+                return None
     if address.is_unspecified:
         return "unspecified"
     if address.is_loopback:
@@ -114,6 +186,11 @@ def address_problem(address: IPAddress) -> str | None:
         return "private"
     if not address.is_global:
         return "not a public address"
+    block = special_purpose_block(address)
+    if block is not None:
+        return f"special-purpose ({block[1]}, {block[0]})"
+    if isinstance(address, ipaddress.IPv6Address) and address not in _GLOBAL_UNICAST_V6:
+        return "outside the global unicast range (2000::/3)"
     return None
 
 
