@@ -45,16 +45,30 @@ ErrorKind = Literal["refused", "dns", "network", "timeout", "http", "content"]
 class FetchError(Exception):
     """A fetch that failed or was refused; ``str(error)`` is the sentence shown to the user."""
 
-    def __init__(self, message: str, *, kind: ErrorKind, status_code: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: ErrorKind,
+        status_code: int | None = None,
+        redirected: bool = False,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.kind = kind
         self.status_code = status_code
+        self.redirected = redirected
 
     @property
     def refused(self) -> bool:
         """True when the fetcher refused on its own rules (nothing was sent)."""
         return self.kind == "refused"
+
+    @property
+    def url_refused(self) -> bool:
+        """True when the rules refuse the URL itself, not where the site redirected to: asking
+        again gets the same answer."""
+        return self.refused and not self.redirected
 
 
 @dataclass(frozen=True)
@@ -342,7 +356,9 @@ class Fetcher:
             except FetchError as exc:
                 if redirects and exc.refused:
                     raise FetchError(
-                        f"{exc.message} (where the site redirected to)", kind=exc.kind
+                        f"{exc.message} (where the site redirected to)",
+                        kind=exc.kind,
+                        redirected=True,
                     ) from None
                 raise
             response, client = await self._send(current, target)
@@ -359,6 +375,7 @@ class Fetcher:
                         f"{message} (where the site redirected to)",
                         kind="refused",
                         status_code=response.status_code,
+                        redirected=True,
                     ) from None
             finally:
                 await response.aclose()
@@ -385,37 +402,7 @@ class Fetcher:
         return location
 
     async def _check(self, url: httpx.URL) -> _Target:
-        host = url.raw_host.decode("ascii")
-        port = url.port or (443 if url.scheme == "https" else 80)
-        if _is_ip_literal(host):
-            addresses: list[IPAddress] = [ipaddress.ip_address(host)]
-        else:
-            addresses = await self._resolve(host, port)
-        for address in addresses:
-            refusal = self.policy.refusal(host, address)
-            if refusal is not None:
-                raise FetchError(refusal, kind="refused")
-        return _Target(host=host, port=port, addresses=tuple(addresses))
-
-    async def _resolve(self, host: str, port: int) -> list[IPAddress]:
-        resolver = self._resolver or system_resolver
-        try:
-            answers = await asyncio.wait_for(resolver(host, port), self.limits.dns_timeout)
-        except TimeoutError:
-            raise FetchError(f"looking up {host} took too long (DNS)", kind="dns") from None
-        except (socket.gaierror, UnicodeError, OSError) as exc:
-            raise FetchError(
-                f"could not find the site {host} (DNS: {_reason(exc)})", kind="dns"
-            ) from None
-        addresses: list[IPAddress] = []
-        for answer in answers:
-            try:
-                addresses.append(ipaddress.ip_address(answer))
-            except ValueError:
-                continue
-        if not addresses:
-            raise FetchError(f"could not find the site {host} (DNS: no address)", kind="dns")
-        return addresses
+        return await _checked_target(url, self.policy, self._resolver, self.limits.dns_timeout)
 
     async def _send(
         self, url: httpx.URL, target: _Target
@@ -518,6 +505,61 @@ class Fetcher:
             redirects=redirects,
             elapsed=time.perf_counter() - started,
         )
+
+
+async def _checked_target(
+    url: httpx.URL, policy: AddressPolicy, resolver: Resolver | None, dns_timeout: float
+) -> _Target:
+    """The host's addresses, each allowed by ``policy``; raises a :class:`FetchError` (refused,
+    or dns when the name does not resolve in time)."""
+    host = url.raw_host.decode("ascii")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    if _is_ip_literal(host):
+        addresses: list[IPAddress] = [ipaddress.ip_address(host)]
+    else:
+        addresses = await _resolve(resolver or system_resolver, host, port, dns_timeout)
+    for address in addresses:
+        refusal = policy.refusal(host, address)
+        if refusal is not None:
+            raise FetchError(refusal, kind="refused")
+    return _Target(host=host, port=port, addresses=tuple(addresses))
+
+
+async def _resolve(resolver: Resolver, host: str, port: int, timeout: float) -> list[IPAddress]:
+    try:
+        answers = await asyncio.wait_for(resolver(host, port), timeout)
+    except TimeoutError:
+        raise FetchError(f"looking up {host} took too long (DNS)", kind="dns") from None
+    except (socket.gaierror, UnicodeError, OSError) as exc:
+        raise FetchError(
+            f"could not find the site {host} (DNS: {_reason(exc)})", kind="dns"
+        ) from None
+    addresses: list[IPAddress] = []
+    for answer in answers:
+        try:
+            addresses.append(ipaddress.ip_address(answer))
+        except ValueError:
+            continue
+    if not addresses:
+        raise FetchError(f"could not find the site {host} (DNS: no address)", kind="dns")
+    return addresses
+
+
+async def url_refusal(
+    url: str,
+    policy: AddressPolicy,
+    *,
+    resolver: Resolver | None = None,
+    dns_timeout: float = FetchLimits.dns_timeout,
+) -> str | None:
+    """Why the rules refuse to fetch ``url`` before sending anything (scheme, port, or a host
+    that is, or resolves to, a refused address), or None. A host that does not resolve (in
+    ``dns_timeout``) is not refused here: the fetch will say what went wrong."""
+    try:
+        await _checked_target(_parse(url), policy, resolver, dns_timeout)
+    except FetchError as exc:
+        return exc.message if exc.refused else None
+    return None
 
 
 def _parse(url: str) -> httpx.URL:

@@ -6,8 +6,9 @@ from fastapi import APIRouter, Response, status
 
 from neonrain.accounts.deps import CurrentIdentity
 from neonrain.servers import service as servers_service
-from neonrain.state import Db
+from neonrain.state import Db, State
 from neonrain.websites import service
+from neonrain.websites.fetch import AddressPolicy
 from neonrain.websites.schemas import AddWebsiteBody, WebsiteList, WebsiteOut
 
 router = APIRouter(prefix="/api/servers/{server_id}/websites", tags=["websites"])
@@ -21,10 +22,11 @@ async def list_websites(server_id: str, identity: CurrentIdentity, db: Db) -> We
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=WebsiteOut)
 async def add_website(
-    server_id: str, body: AddWebsiteBody, identity: CurrentIdentity, db: Db
+    server_id: str, body: AddWebsiteBody, identity: CurrentIdentity, db: Db, state: State
 ) -> WebsiteOut:
     config, _ = await servers_service.get_config(db, identity.user.id, server_id)
-    return await service.add_website(db, config, body.url, body.name)
+    policy = AddressPolicy(allow_private=state.settings.allow_private_urls)
+    return await service.add_website(db, config, body.url, body.name, policy=policy)
 
 
 @router.get("/{website_id}", response_model=WebsiteOut)
