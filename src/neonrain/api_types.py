@@ -10,8 +10,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
 from neonrain.db.base import utcnow
 
@@ -34,8 +43,28 @@ def plausible_id(value: str) -> bool:
     return 0 < len(value) <= MAX_ID_LENGTH and value.isascii() and value.isprintable()
 
 
+class _Storable:
+    """Runs :func:`storable`, and says in the JSON schema that NUL is not allowed (so that a
+    client, or a fuzzer, generating "valid" strings from the OpenAPI document does not send it)."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(storable, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        no_nul = {"pattern": "\\u0000"}  # "not" rather than a pattern for the whole string:
+        if "not" in json_schema:  # generators filter on it instead of building from a regex
+            return {"allOf": [json_schema, {"not": no_nul}]}
+        json_schema["not"] = no_nul
+        return json_schema
+
+
 #: Add to ``Annotated[str, ...]`` for every string that is stored.
-Storable = AfterValidator(storable)
+Storable = _Storable()
 
 Snowflake = Annotated[str, Field(pattern=r"^[0-9]{1,20}$", examples=["1200000000000000001"])]
 

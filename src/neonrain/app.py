@@ -17,6 +17,7 @@ from neonrain.db.changes import ConfigChangeNotifier, PostgresChangeListener, no
 from neonrain.db.engine import create_engine, create_read_sessionmaker, create_sessionmaker
 from neonrain.errors import install_error_handlers
 from neonrain.middleware import BodySizeLimit, HeaderLimits, TrustedProxyHeaders
+from neonrain.openapi import install_openapi
 from neonrain.state import AppState
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ def create_app(
     app.add_middleware(TrustedProxyHeaders, trusted=settings.forwarded_allow_ips)
     app.add_middleware(HeaderLimits)
     _include_routers(app)
+    install_openapi(app)
     return app
 
 
