@@ -6,8 +6,8 @@ Scheduling lives in ``server_websites`` (see :mod:`neonrain.websites.models`):
 * ``idle`` — scrape when ``next_scrape_at`` has passed: 24 h after a success, or after a failure
   15 min, 1 h, 6 h, then daily (:data:`BACKOFF`); a URL the fetching rules refuse (a private
   address, a forbidden port, …) is not retried: its ``next_scrape_at`` is :data:`PARKED` until a
-  manual rescrape, or until a scraper starts (the only way the rules, i.e. the settings, change:
-  :meth:`Scraper.requeue_refused`);
+  manual rescrape, or until a scraper starts (when the rules, i.e. the settings, may have changed:
+  :meth:`Scraper.requeue_refused`, the first thing the background loop does);
 * ``running`` — claimed by a scraper since ``scrape_started_at``; a claim older than
   ``stale_after`` (5 min; a fetch is bounded to 10 s) belongs to a scraper that died, and is
   claimed again.
@@ -181,6 +181,15 @@ class Scraper:
         self._running.tasks.clear()
 
     async def _loop(self) -> None:
+        try:
+            requeued = await self.requeue_refused()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # not worth holding up the scraping; the next start will do
+            log.warning("scraper: could not re-check websites with refused addresses: %s", exc)
+        else:
+            if requeued:
+                log.info("scraper: re-checking %d websites whose address was refused", requeued)
         while not self._stopping:
             try:
                 await self._fill()
@@ -472,13 +481,6 @@ async def start_scraper(state: AppState) -> Callable[[], Awaitable[None]]:
         notifier=state.notifier,
     )
     state.services["scraper"] = scraper
-    try:
-        requeued = await scraper.requeue_refused()
-    except Exception as exc:  # the loop retries the database; this can wait for the next start
-        log.warning("scraper: could not re-check websites with refused addresses: %s", exc)
-    else:
-        if requeued:
-            log.info("scraper: re-checking %d websites whose address was refused", requeued)
     scraper.start()
     log.info(
         "website scraper started (%d at once, %d per host, private addresses %s)",
