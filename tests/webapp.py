@@ -7,13 +7,16 @@ import asyncio
 import contextlib
 import socket
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import uvicorn
+from fastapi import FastAPI
 
 from neonrain.app import create_app
 from neonrain.config import Settings
+from neonrain.middleware import server_options
 
 T = TypeVar("T")
 
@@ -91,3 +94,32 @@ class ThreadLoop:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
         self.loop.close()
+
+
+@dataclass
+class Served:
+    url: str
+    app: FastAPI
+
+
+@contextlib.asynccontextmanager
+async def served(settings: Settings) -> AsyncIterator[Served]:
+    """The app on a real loopback port with the uvicorn options ``neonrain serve``/``web`` use
+    (h11, header and WebSocket limits)."""
+    app = create_app(settings)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1,
+            **server_options(),
+        )
+    )  # fmt: skip
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            assert not task.done(), "the server did not start"
+            await asyncio.sleep(0.02)
+        yield Served(f"http://127.0.0.1:{port}", app)
+    finally:
+        server.should_exit = True
+        await task

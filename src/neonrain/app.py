@@ -20,7 +20,8 @@ from neonrain.db.engine import create_engine, create_read_sessionmaker, create_s
 from neonrain.discord_link.client import DiscordRestClient
 from neonrain.errors import install_error_handlers
 from neonrain.huma import HumaRestClient
-from neonrain.middleware import BodySizeLimit
+from neonrain.middleware import BodySizeLimit, HeaderLimits, TrustedProxyHeaders
+from neonrain.openapi import install_openapi
 from neonrain.state import AppState
 from neonrain.web.headers import SecurityHeaders
 
@@ -98,8 +99,11 @@ def create_app(
 
     install_error_handlers(app, not_found_page=not_found_page)
     app.add_middleware(BodySizeLimit)
-    app.add_middleware(SecurityHeaders)  # outermost: the 413 answers get the headers too
+    app.add_middleware(TrustedProxyHeaders, trusted=settings.forwarded_allow_ips)
+    app.add_middleware(HeaderLimits)
+    app.add_middleware(SecurityHeaders)  # outermost: the 413 and 431 answers get the headers too
     _include_routers(app)
+    install_openapi(app)
     return app
 
 

@@ -136,6 +136,8 @@ def _run_server(
 ) -> None:
     import uvicorn
 
+    from neonrain.middleware import server_options
+
     # Every process must use the same key: resolve (or create) it once, before any fork.
     settings.resolved_secret_key()
     host, port = sock.getsockname()[:2]
@@ -147,9 +149,9 @@ def _run_server(
         port=port,
         workers=workers,
         log_level=settings.log_level.lower(),
-        proxy_headers=True,
         timeout_graceful_shutdown=8,
         log_config=None,
+        **server_options(),  # header and WebSocket limits; proxy headers are the app's business
     )
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
     typer.echo(

@@ -6,6 +6,7 @@ keeps it on ``app.state.settings``), which also makes tests simple — they buil
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from functools import lru_cache
@@ -58,6 +59,9 @@ class Settings(BaseSettings):
     clerk_issuer: str | None = Field(None, alias="CLERK_ISSUER")
     typing_wpm: float = Field(90.0, alias="NEONRAIN_TYPING_WPM", gt=0)
     allow_private_urls: bool = Field(False, alias="NEONRAIN_ALLOW_PRIVATE_URLS")
+    # Peers whose X-Forwarded-For/-Proto headers are believed (comma-separated addresses or
+    # networks, or "*"); by default none, so a client cannot choose its apparent address.
+    forwarded_allow_ips: str = Field("", alias="FORWARDED_ALLOW_IPS")
     host: str = Field("127.0.0.1", alias="HOST")
     port: int = Field(8000, alias="PORT", ge=0, le=65535)
     web_concurrency: int = Field(1, alias="WEB_CONCURRENCY", ge=1, le=64)
@@ -70,6 +74,24 @@ class Settings(BaseSettings):
     @classmethod
     def _normalize_database_url(cls, value: str) -> str:
         return normalize_database_url(value)
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _check_forwarded_allow_ips(cls, value: str) -> str:
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        if "*" in entries:
+            return "*"
+        normalized = []
+        for entry in entries:
+            try:
+                network = ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"FORWARDED_ALLOW_IPS: {entry!r} is not an IP address or network"
+                ) from None
+            single = network.num_addresses == 1 and "/" not in entry
+            normalized.append(str(network.network_address) if single else str(network))
+        return ",".join(normalized)
 
     @field_validator(
         "secret_key",

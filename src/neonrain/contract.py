@@ -24,8 +24,17 @@ from datetime import datetime
 from functools import cached_property
 from typing import Annotated, Any, Final, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    ValidationError,
+)
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
 # ------------------------------------------------------------------------------------ limits
 
@@ -104,8 +113,28 @@ def clean_text(value: str) -> str:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+class _Storable:
+    """Runs :func:`storable`, and says in the JSON schema that NUL is not allowed (so that a
+    client, or a fuzzer, generating "valid" strings from the OpenAPI document does not send it)."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(storable, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        no_nul = {"pattern": "\\u0000"}  # "not" rather than a pattern for the whole string:
+        if "not" in json_schema:  # generators filter on it instead of building from a regex
+            return {"allOf": [json_schema, {"not": no_nul}]}
+        json_schema["not"] = no_nul
+        return json_schema
+
+
 #: Add to ``Annotated[str, ...]`` for every string that is stored.
-Storable = AfterValidator(storable)
+Storable = _Storable()
 
 Snowflake = Annotated[str, Field(pattern=r"^[0-9]{1,20}$", examples=["1200000000000000001"])]
 UserId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH), Storable]

@@ -22,9 +22,7 @@ class TokenCipher:
     CACHE_SIZE = 50_000
 
     def __init__(self, secret_key: str) -> None:
-        derived = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=None, info=b"neonrain discord-token v1"
-        ).derive(secret_key.encode())
+        derived = derive_key(secret_key, b"neonrain discord-token v1")
         self._fernet = Fernet(base64.urlsafe_b64encode(derived))
         self._decrypted: dict[str, str] = {}
 
@@ -43,6 +41,13 @@ class TokenCipher:
             self._decrypted.clear()
         self._decrypted[ciphertext] = plaintext
         return plaintext
+
+
+def derive_key(secret_key: str, purpose: bytes) -> bytes:
+    """A 32-byte key for one ``purpose``, derived from the secret key (HKDF-SHA256)."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(
+        secret_key.encode()
+    )
 
 
 def sha256_hex(value: str) -> str:

@@ -150,8 +150,34 @@ def install_error_handlers(
         app.add_exception_handler(exception_class, _database_down)
 
 
+#: SQLSTATEs that mean "no usable connection": class 08 (connection exception), class 53
+#: (insufficient resources: too many clients, out of memory, disk full), and the server shutting
+#: down or still starting (57P01-57P03).
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53")
+_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error (SQLAlchemy's wrapper, the driver's error or its cause)."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return None
+        code = getattr(seen, "sqlstate", None) or getattr(seen, "pgcode", None)
+        if isinstance(code, str) and len(code) == 5:
+            return code
+        orig = getattr(seen, "orig", None)
+        seen = orig if isinstance(orig, BaseException) else seen.__cause__
+    return None
+
+
 def _is_connection_problem(exc: DBAPIError) -> bool:
     if exc.connection_invalidated or isinstance(exc.orig, ConnectionError | OSError):
+        return True
+    sqlstate = _sqlstate(exc)
+    if sqlstate is not None and (
+        sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES or sqlstate in _UNAVAILABLE_SQLSTATES
+    ):
         return True
     text = str(exc).lower()
     return any(

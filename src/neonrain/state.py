@@ -44,6 +44,9 @@ class AppState:
     login_failures_by_ip: SlidingWindowLimiter = field(
         default_factory=lambda: SlidingWindowLimiter(limit=10, window_seconds=15 * 60)
     )
+    registrations_by_ip: SlidingWindowLimiter = field(
+        default_factory=lambda: SlidingWindowLimiter(limit=10, window_seconds=60 * 60)
+    )
     #: Guild channel lists as the bot sees them, per (token, guild), for up to a minute.
     channel_cache: ChannelCache = field(default_factory=ChannelCache)
     # The ASGI app itself, for in-process clients of its own API (the embedded worker).

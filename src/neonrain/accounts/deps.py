@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from neonrain.accounts import service
 from neonrain.accounts.clerk import looks_like_jwt
-from neonrain.accounts.security import new_csrf_token
+from neonrain.accounts.security import csrf_token, new_csrf_token
 from neonrain.crypto import constant_time_equals
 from neonrain.errors import ApiError, Unauthenticated
 from neonrain.state import AppState, get_db, get_read_db
@@ -44,11 +44,23 @@ async def identify(request: Request, db: AsyncSession, state: AppState) -> servi
     return None
 
 
+def expected_csrf_token(request: Request, session_token: str) -> str:
+    state: AppState = request.app.state.neonrain
+    return csrf_token(state.settings.resolved_secret_key(), session_token)
+
+
+def csrf_matches(request: Request, sent: str) -> bool:
+    """``sent`` is the CSRF token of the request's session cookie (double submit, but bound to
+    the session: a cookie and header pair made up by someone else does not match)."""
+    session_token = request.cookies.get(SESSION_COOKIE, "")
+    if not session_token or not sent:
+        return False
+    return constant_time_equals(sent, expected_csrf_token(request, session_token))
+
+
 def check_csrf(request: Request) -> None:
-    """Cookie-authenticated writes must echo the CSRF cookie in a header (double submit)."""
-    cookie = request.cookies.get(CSRF_COOKIE, "")
-    header = request.headers.get(CSRF_HEADER, "")
-    if not cookie or not header or not constant_time_equals(cookie, header):
+    """Cookie-authenticated writes must send their session's CSRF token in a header."""
+    if not csrf_matches(request, request.headers.get(CSRF_HEADER, "")):
         raise ApiError(
             403,
             "CSRF_FAILED",
@@ -91,20 +103,31 @@ def set_session_cookies(request: Request, response: Response, token: str) -> Non
         SESSION_COOKIE, token, max_age=max_age, httponly=True, samesite="lax", secure=secure,
         path="/",
     )  # fmt: skip
-    ensure_csrf_cookie(request, response)
+    _set_csrf_cookie(request, response, expected_csrf_token(request, token))
 
 
 def ensure_csrf_cookie(request: Request, response: Response) -> str:
-    """The CSRF cookie's value, setting one when the browser has none yet."""
+    """The CSRF token for the page's forms, (re)setting the cookie the pages' scripts read when
+    it does not hold it yet. With a session it is the session's token; without one, a random
+    value that authorises nothing (a sign-in replaces it)."""
     existing = request.cookies.get(CSRF_COOKIE)
-    if existing:
+    session_token = request.cookies.get(SESSION_COOKIE)
+    if session_token:
+        value = expected_csrf_token(request, session_token)
+    elif existing:
         return existing
-    value = new_csrf_token()
+    else:
+        value = new_csrf_token()
+    if existing is None or not constant_time_equals(existing, value):
+        _set_csrf_cookie(request, response, value)
+    return value
+
+
+def _set_csrf_cookie(request: Request, response: Response, value: str) -> None:
     response.set_cookie(
         CSRF_COOKIE, value, max_age=int(service.SESSION_IDLE_LIFETIME.total_seconds()),
         httponly=False, samesite="lax", secure=request.url.scheme == "https", path="/",
     )  # fmt: skip
-    return value
 
 
 def clear_session_cookies(response: Response) -> None:

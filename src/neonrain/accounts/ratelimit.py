@@ -1,7 +1,11 @@
-"""Sliding-window counters for failed sign-ins (per email and per client address).
+"""Sliding-window counters for sign-in attempts and registrations (per email, per address).
 
 Kept in process memory: with several web replicas each counts on its own, so the effective limit
 is per replica; that still stops a brute force at a few hundred guesses an hour.
+
+An attempt is *reserved* before the slow password check and kept when the check fails: counting
+only after the check let 40 concurrent guesses all pass the limit, which each of them saw as
+untouched while the others were still being verified.
 """
 
 from __future__ import annotations
@@ -48,3 +52,23 @@ class SlidingWindowLimiter:
 
     def reset(self, key: str) -> None:
         self._hits.pop(key, None)
+
+    def release(self, key: str) -> None:
+        """Give back one reserved attempt (the newest) of ``key``."""
+        hits = self._hits.get(key)
+        if hits:
+            hits.pop()
+            if not hits:
+                del self._hits[key]
+
+
+def reserve(*counters: tuple[SlidingWindowLimiter, str]) -> int | None:
+    """Count an attempt now against every ``(limiter, key)`` when all are under their limit and
+    return None; otherwise count nothing and return the seconds to wait. No ``await`` happens in
+    between, so concurrent requests cannot slip past the limit together."""
+    wait = max((limiter.retry_after(key) or 0 for limiter, key in counters), default=0)
+    if wait:
+        return wait
+    for limiter, key in counters:
+        limiter.hit(key)
+    return None

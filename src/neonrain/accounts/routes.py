@@ -12,6 +12,7 @@ from neonrain.accounts.deps import (
     set_session_cookies,
 )
 from neonrain.accounts.models import User
+from neonrain.accounts.ratelimit import reserve
 from neonrain.accounts.schemas import (
     AuthResult,
     ChangePasswordBody,
@@ -32,7 +33,18 @@ def user_out(user: User) -> UserOut:
 
 
 def client_address(request: Request) -> str:
+    """The client's address; behind a trusted proxy (``FORWARDED_ALLOW_IPS``) the one it
+    forwarded (see :class:`neonrain.middleware.TrustedProxyHeaders`)."""
     return request.client.host if request.client else "unknown"
+
+
+def rate_limited(wait: int, what: str) -> ApiError:
+    return ApiError(
+        429,
+        "RATE_LIMITED",
+        f"{what}; try again in {wait} seconds.",
+        headers={"Retry-After": str(wait)},
+    )
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED, response_model=AuthResult)
@@ -45,6 +57,10 @@ async def register(
             "REGISTRATION_CLOSED",
             "Sign-ups are closed on this installation; ask its administrator for an account.",
         )
+    # Every attempt counts, before the (deliberately slow) password hashing.
+    wait = reserve((state.registrations_by_ip, client_address(request)))
+    if wait:
+        raise rate_limited(wait, "Too many sign-ups from your address")
     user = await service.register(db, body.email, body.password)
     token = await service.create_session(db, user, request.headers.get("user-agent"))
     set_session_cookies(request, response, token)
@@ -57,24 +73,20 @@ async def login(
 ) -> AuthResult:
     email_key = service.normalize_email(body.email)
     ip_key = client_address(request)
-    wait = max(
-        state.login_failures_by_email.retry_after(email_key) or 0,
-        state.login_failures_by_ip.retry_after(ip_key) or 0,
-    )
+    attempts = state.login_failures_by_email, state.login_failures_by_ip
+    wait = reserve((attempts[0], email_key), (attempts[1], ip_key))
     if wait:
-        raise ApiError(
-            429,
-            "RATE_LIMITED",
-            f"Too many failed sign-ins; try again in {wait} seconds.",
-            headers={"Retry-After": str(wait)},
-        )
+        raise rate_limited(wait, "Too many failed sign-ins")
     try:
         user = await service.authenticate(db, body.email, body.password)
     except service.InvalidCredentials:
-        state.login_failures_by_email.hit(email_key)
-        state.login_failures_by_ip.hit(ip_key)
+        raise  # the reserved attempt stays counted
+    except BaseException:
+        attempts[0].release(email_key)  # not a wrong password (database down, cancelled)
+        attempts[1].release(ip_key)
         raise
-    state.login_failures_by_email.reset(email_key)
+    attempts[0].reset(email_key)
+    attempts[1].release(ip_key)
     token = await service.create_session(db, user, request.headers.get("user-agent"))
     set_session_cookies(request, response, token)
     return AuthResult(user=user_out(user), token=token)

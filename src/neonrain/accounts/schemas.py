@@ -4,10 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic_core import PydanticCustomError
+
+from neonrain.accounts.passwords import password_problem
+
+
+def _acceptable_password(password: str) -> str:
+    problem = password_problem(password)
+    if problem is not None:
+        raise PydanticCustomError("password_refused", problem)
+    return password
+
 
 Email = Annotated[EmailStr, StringConstraints(max_length=254)]
-Password = Annotated[str, Field(min_length=10, max_length=256)]
+#: A password being chosen (register, change, ``neonrain user create``).
+Password = Annotated[
+    str, Field(min_length=10, max_length=256), AfterValidator(_acceptable_password)
+]
 
 
 class StrictBody(BaseModel):

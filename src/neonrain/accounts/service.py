@@ -49,9 +49,12 @@ def normalize_email(email: str) -> str:
 
 async def register(db: AsyncSession, email: str, password: str) -> User:
     email = normalize_email(email)
+    # Hashed before the database is touched, so that no pooled connection is held while the
+    # hash waits for its turn (see security.HASH_CONCURRENCY).
+    password_hash = await security.hash_password(password)
     if await db.scalar(select(User.id).where(User.email == email)) is not None:
         raise EmailTaken()
-    user = User(email=email, password_hash=await security.hash_password(password))
+    user = User(email=email, password_hash=password_hash)
     db.add(user)
     try:
         await db.commit()
@@ -65,6 +68,7 @@ async def register(db: AsyncSession, email: str, password: str) -> User:
 async def authenticate(db: AsyncSession, email: str, password: str) -> User:
     """The user whose email and password these are; the same error for every way to be wrong."""
     user = await db.scalar(select(User).where(User.email == normalize_email(email)))
+    await db.commit()  # give the connection back while the password is checked
     if not await security.verify_password(user.password_hash if user else None, password):
         raise InvalidCredentials()
     assert user is not None and user.password_hash is not None
@@ -158,6 +162,7 @@ async def change_password(
     db: AsyncSession, identity: Identity, current_password: str, new_password: str
 ) -> None:
     user = identity.user
+    await db.commit()  # give the connection back while the passwords are checked and hashed
     if user.password_hash is not None and not await security.verify_password(
         user.password_hash, current_password
     ):

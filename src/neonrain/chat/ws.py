@@ -27,6 +27,7 @@ from neonrain.accounts import service as accounts_service
 from neonrain.accounts.clerk import looks_like_jwt
 from neonrain.accounts.deps import SESSION_COOKIE
 from neonrain.accounts.models import User
+from neonrain.accounts.ratelimit import SlidingWindowLimiter, reserve
 from neonrain.chat import service
 from neonrain.chat.hub import (
     CLOSE_NO_SERVER,
@@ -45,8 +46,18 @@ router = APIRouter()
 
 RATE_LIMIT: Final = 20
 RATE_WINDOW_SECONDS: Final = 10.0
+#: Frames per user in the same window, whatever the number of sockets (room for "send to all"
+#: across five panes a few times).
+USER_RATE_LIMIT: Final = 30
 MAX_FRAME_CHARS: Final = 32_000
+#: Arrays/objects inside each other; a frame needs 2. Deeper JSON made the parser recurse until
+#: it raised RecursionError (31,000 ``[`` were enough).
+MAX_NESTING: Final = 16
 CLOSE_UNAUTHENTICATED: Final = 4401
+
+#: Frames per user over every socket of this process. In process memory: with several web
+#: replicas a user's sockets on different replicas are counted apart.
+_frames_by_user = SlidingWindowLimiter(limit=USER_RATE_LIMIT, window_seconds=RATE_WINDOW_SECONDS)
 
 
 _TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"]+")
@@ -92,6 +103,37 @@ class RateLimiter:
             return False
         self._times.append(now)
         return True
+
+
+_STRUCTURE = re.compile(r'[\[\]{}"\\]')
+
+
+def nesting_exceeds(text: str, limit: int = MAX_NESTING) -> bool:
+    """Whether the JSON ``text`` nests arrays and objects more than ``limit`` deep (brackets in
+    strings do not count). Checked before parsing, which would recurse that deep."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth = 0
+    in_string = False
+    escaped_at = -1  # the position of a character escaped by a backslash in a string
+    for match in _STRUCTURE.finditer(text):
+        at, char = match.start(), match.group()
+        if in_string:
+            if at == escaped_at:
+                continue
+            if char == "\\":
+                escaped_at = at + 1
+            elif char == '"':
+                in_string = False
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+        elif char == '"':
+            in_string = True
+    return False
 
 
 def origin_allowed(websocket: WebSocket, *, via_token: bool) -> bool:
@@ -206,39 +248,44 @@ async def chat_socket(websocket: WebSocket, conversation_id: str) -> None:
             },
         )
         await room.welcome(client)
-        await _serve(websocket, room, client)
+        await _serve(websocket, room, client, room_fields["user_id"])
     finally:
         await hub.leave(room, client)
 
 
-async def _serve(websocket: WebSocket, room: Room, client: Client) -> None:
+async def _serve(websocket: WebSocket, room: Room, client: Client, user_id: str) -> None:
     limiter = RateLimiter()
     while True:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
             return
         if not limiter.allow():
-            await client.send(
-                "chat:error",
-                {
-                    "code": "RATE_LIMITED",
-                    "message": f"Slow down: at most {RATE_LIMIT} messages per "
-                    f"{RATE_WINDOW_SECONDS:g} seconds.",
-                },
-            )
+            await _rate_limited(client, f"at most {RATE_LIMIT} messages per")
+            continue
+        if reserve((_frames_by_user, user_id)) is not None:
+            await _rate_limited(client, f"at most {USER_RATE_LIMIT} messages across your chats per")
             continue
         problem = await _handle(room, client, message.get("text"))
         if problem is not None:
             await client.send("chat:error", {"code": "INVALID_MESSAGE", "message": problem})
 
 
+async def _rate_limited(client: Client, limit: str) -> None:
+    await client.send(
+        "chat:error",
+        {"code": "RATE_LIMITED", "message": f"Slow down: {limit} {RATE_WINDOW_SECONDS:g} seconds."},
+    )
+
+
 async def _handle(room: Room, client: Client, text: str | None) -> str | None:
     """Handle one client frame; returns what was wrong with it, if anything."""
     if text is None or len(text) > MAX_FRAME_CHARS:
         return "Send JSON text frames of at most 32,000 characters."
+    if nesting_exceeds(text):
+        return f"The frame nests arrays or objects more than {MAX_NESTING} deep."
     try:
         frame = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return "The frame is not valid JSON."
     if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
         return 'A frame is {"type": ..., "data": {...}}.'

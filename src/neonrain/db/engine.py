@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -34,16 +36,28 @@ DEFAULT_POOL_SIZE = 30
 PING_AFTER_IDLE_SECONDS = 5.0
 
 
+def prepare_sqlite_file(database: str) -> None:
+    """Create a SQLite database's directory, and the file itself readable by its owner only
+    (0600, like the secret key file) when it does not exist yet: it holds password hashes and
+    encrypted tokens. SQLite gives its ``-journal`` and ``-wal`` files the database file's mode.
+    An existing file keeps its mode."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(descriptor)
+
+
 def create_engine(url: str, *, pool_size: int = DEFAULT_POOL_SIZE, **kwargs: Any) -> AsyncEngine:
     """An async engine; on SQLite foreign keys are switched on (cascades depend on them), on
     PostgreSQL a fixed pool of ``pool_size`` connections checked after idling."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        database = parsed.database or ""
-        if database and database != ":memory:":
-            from pathlib import Path
-
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        prepare_sqlite_file(parsed.database or "")
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _enable_sqlite_foreign_keys)
         return engine

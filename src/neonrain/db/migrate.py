@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from neonrain.crypto import TokenCipher
 from neonrain.db import legacy
+from neonrain.db.engine import prepare_sqlite_file
 
 log = logging.getLogger(__name__)
 
@@ -131,15 +132,11 @@ def _transactional_sqlite(engine: Any) -> None:
         connection.exec_driver_sql("BEGIN")
 
 
-def _ensure_parent_directory(database: str) -> None:
-    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-
-
 async def upgrade_database(database_url: str, cipher: TokenCipher) -> UpgradeReport:
     """Upgrade (or create, or adopt) the database at ``database_url`` to the head revision."""
     url = make_url(database_url)
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        _ensure_parent_directory(url.database)
+    if url.get_backend_name() == "sqlite":
+        prepare_sqlite_file(url.database or "")
     engine = create_async_engine(database_url)
     if url.get_backend_name() == "sqlite":
         _transactional_sqlite(engine)

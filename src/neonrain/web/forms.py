@@ -20,7 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from neonrain.accounts import routes as accounts_routes
 from neonrain.accounts import service as accounts_service
-from neonrain.accounts.deps import CSRF_COOKIE, clear_session_cookies, identify
+from neonrain.accounts.deps import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    clear_session_cookies,
+    identify,
+)
+from neonrain.accounts.deps import csrf_matches as session_csrf_matches
 from neonrain.accounts.schemas import ChangePasswordBody, Credentials, LoginBody
 from neonrain.accounts.service import Identity
 from neonrain.crypto import constant_time_equals
@@ -51,7 +57,11 @@ async def read_form(request: Request) -> dict[str, str]:
 
 
 def csrf_matches(request: Request, form: dict[str, str]) -> bool:
+    """The form's ``csrf`` field is its session's token (``accounts.deps.csrf_matches``); a form
+    sent without a session (sign-in, sign-up) echoes the cookie the page set."""
     sent = form.get("csrf", "")
+    if request.cookies.get(SESSION_COOKIE):
+        return session_csrf_matches(request, sent)
     cookie = request.cookies.get(CSRF_COOKIE, "")
     return bool(sent and cookie and constant_time_equals(sent, cookie))
 

@@ -30,6 +30,7 @@ from typing import Literal
 import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # A resolver maps (hostname, port) to the IP addresses (as strings) it would connect to.
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
 
@@ -37,7 +38,6 @@ ALLOWED_SCHEMES = ("http", "https")
 ALLOWED_CONTENT_TYPES = ("text/html", "application/xhtml+xml", "text/plain")
 USER_AGENT = "Mozilla/5.0 (compatible; NeonrainBot/0.1; reads pages its users listed)"
 _REDIRECT_STATUSES = (301, 302, 303, 307, 308)
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 ErrorKind = Literal["refused", "dns", "network", "timeout", "http", "content"]
 
@@ -45,16 +45,30 @@ ErrorKind = Literal["refused", "dns", "network", "timeout", "http", "content"]
 class FetchError(Exception):
     """A fetch that failed or was refused; ``str(error)`` is the sentence shown to the user."""
 
-    def __init__(self, message: str, *, kind: ErrorKind, status_code: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: ErrorKind,
+        status_code: int | None = None,
+        redirected: bool = False,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.kind = kind
         self.status_code = status_code
+        self.redirected = redirected
 
     @property
     def refused(self) -> bool:
         """True when the fetcher refused on its own rules (nothing was sent)."""
         return self.kind == "refused"
+
+    @property
+    def url_refused(self) -> bool:
+        """True when the rules refuse the URL itself, not where the site redirected to: asking
+        again gets the same answer."""
+        return self.refused and not self.redirected
 
 
 @dataclass(frozen=True)
@@ -81,17 +95,87 @@ class FetchedPage:
 # -- addresses ------------------------------------------------------------------------------------
 
 
+def _special(blocks: tuple[tuple[str, str], ...]) -> tuple[tuple[IPNetwork, str], ...]:
+    return tuple((ipaddress.ip_network(block), name) for block, name in blocks)
+
+
+#: Every block of the IANA IPv4 and IPv6 Special-Purpose Address Registries (RFC 6890 and its
+#: updates), plus multicast and the deprecated site-local range, refused whatever Python's
+#: ``is_global`` says: its answer changes between versions, and 3.11 took 192.0.0.0/24,
+#: 192.88.99.0/24 and 3fff::/20 for public. None of them holds a website. (IPv4-mapped
+#: ``::ffff:0:0/96`` and NAT64 ``64:ff9b::/96`` addresses are judged by the IPv4 address inside.)
+SPECIAL_PURPOSE_NETWORKS: tuple[tuple[IPNetwork, str], ...] = _special(
+    (
+        ("0.0.0.0/8", "'this network'"),
+        ("10.0.0.0/8", "private-use"),
+        ("100.64.0.0/10", "shared address space (carrier-grade NAT)"),
+        ("127.0.0.0/8", "loopback"),
+        ("169.254.0.0/16", "link-local"),
+        ("172.16.0.0/12", "private-use"),
+        ("192.0.0.0/24", "IETF protocol assignments"),
+        ("192.0.2.0/24", "documentation (TEST-NET-1)"),
+        ("192.31.196.0/24", "AS112-v4"),
+        ("192.52.193.0/24", "AMT"),
+        ("192.88.99.0/24", "deprecated 6to4 relay anycast"),
+        ("192.168.0.0/16", "private-use"),
+        ("192.175.48.0/24", "direct delegation AS112 service"),
+        ("198.18.0.0/15", "benchmarking"),
+        ("198.51.100.0/24", "documentation (TEST-NET-2)"),
+        ("203.0.113.0/24", "documentation (TEST-NET-3)"),
+        ("224.0.0.0/4", "multicast"),
+        ("240.0.0.0/4", "reserved"),
+        ("255.255.255.255/32", "limited broadcast"),
+        ("::/128", "unspecified"),
+        ("::1/128", "loopback"),
+        ("64:ff9b:1::/48", "local-use IPv4/IPv6 translation"),
+        ("100::/64", "discard-only"),
+        ("100:0:0:1::/64", "dummy prefix"),
+        ("2001::/23", "IETF protocol assignments"),
+        ("2001::/32", "Teredo"),
+        ("2001:2::/48", "benchmarking"),
+        ("2001:db8::/32", "documentation"),
+        ("2002::/16", "6to4"),
+        ("2620:4f:8000::/48", "direct delegation AS112 service"),
+        ("3fff::/20", "documentation"),
+        ("5f00::/16", "segment routing (SRv6) SIDs"),
+        ("fc00::/7", "unique-local"),
+        ("fe80::/10", "link-local"),
+        ("fec0::/10", "deprecated site-local"),
+        ("ff00::/8", "multicast"),
+    )
+)
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_GLOBAL_UNICAST_V6 = ipaddress.IPv6Network("2000::/3")
+
+
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address a 6to4 or NAT64 IPv6 address stands for, if any."""
+    """The IPv4 address a 6to4, Teredo (client) or NAT64 IPv6 address stands for, if any."""
     if address.sixtofour is not None:
         return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
     if address in _NAT64:
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
 
 
+def special_purpose_block(address: IPAddress) -> tuple[IPNetwork, str] | None:
+    """The most specific special-purpose block holding ``address``, with its name."""
+    found: tuple[IPNetwork, str] | None = None
+    for network, name in SPECIAL_PURPOSE_NETWORKS:
+        inside = network.version == address.version and address in network
+        if inside and (found is None or network.prefixlen > found[0].prefixlen):
+            found = (network, name)
+    return found
+
+
 def address_problem(address: IPAddress) -> str | None:
-    """Why ``address`` is not a public internet address ("private", "loopback", …), or None."""
+    """Why ``address`` is not a public internet address ("private", "loopback", …), or None.
+
+    IPv4-mapped and NAT64 (``64:ff9b::/96``) addresses are judged by the IPv4 address inside;
+    6to4 and Teredo ones are refused in any case, naming the IPv4 address inside when that is
+    itself refused.
+    """
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             return address_problem(address.ipv4_mapped)
@@ -100,6 +184,8 @@ def address_problem(address: IPAddress) -> str | None:
             problem = address_problem(embedded)
             if problem is not None:
                 return problem
+            if address in _NAT64:
+                return None
     if address.is_unspecified:
         return "unspecified"
     if address.is_loopback:
@@ -114,6 +200,11 @@ def address_problem(address: IPAddress) -> str | None:
         return "private"
     if not address.is_global:
         return "not a public address"
+    block = special_purpose_block(address)
+    if block is not None:
+        return f"special-purpose ({block[1]}, {block[0]})"
+    if isinstance(address, ipaddress.IPv6Address) and address not in _GLOBAL_UNICAST_V6:
+        return "outside the global unicast range (2000::/3)"
     return None
 
 
@@ -265,7 +356,9 @@ class Fetcher:
             except FetchError as exc:
                 if redirects and exc.refused:
                     raise FetchError(
-                        f"{exc.message} (where the site redirected to)", kind=exc.kind
+                        f"{exc.message} (where the site redirected to)",
+                        kind=exc.kind,
+                        redirected=True,
                     ) from None
                 raise
             response, client = await self._send(current, target)
@@ -282,6 +375,7 @@ class Fetcher:
                         f"{message} (where the site redirected to)",
                         kind="refused",
                         status_code=response.status_code,
+                        redirected=True,
                     ) from None
             finally:
                 await response.aclose()
@@ -308,37 +402,7 @@ class Fetcher:
         return location
 
     async def _check(self, url: httpx.URL) -> _Target:
-        host = url.raw_host.decode("ascii")
-        port = url.port or (443 if url.scheme == "https" else 80)
-        if _is_ip_literal(host):
-            addresses: list[IPAddress] = [ipaddress.ip_address(host)]
-        else:
-            addresses = await self._resolve(host, port)
-        for address in addresses:
-            refusal = self.policy.refusal(host, address)
-            if refusal is not None:
-                raise FetchError(refusal, kind="refused")
-        return _Target(host=host, port=port, addresses=tuple(addresses))
-
-    async def _resolve(self, host: str, port: int) -> list[IPAddress]:
-        resolver = self._resolver or system_resolver
-        try:
-            answers = await asyncio.wait_for(resolver(host, port), self.limits.dns_timeout)
-        except TimeoutError:
-            raise FetchError(f"looking up {host} took too long (DNS)", kind="dns") from None
-        except (socket.gaierror, UnicodeError, OSError) as exc:
-            raise FetchError(
-                f"could not find the site {host} (DNS: {_reason(exc)})", kind="dns"
-            ) from None
-        addresses: list[IPAddress] = []
-        for answer in answers:
-            try:
-                addresses.append(ipaddress.ip_address(answer))
-            except ValueError:
-                continue
-        if not addresses:
-            raise FetchError(f"could not find the site {host} (DNS: no address)", kind="dns")
-        return addresses
+        return await _checked_target(url, self.policy, self._resolver, self.limits.dns_timeout)
 
     async def _send(
         self, url: httpx.URL, target: _Target
@@ -441,6 +505,61 @@ class Fetcher:
             redirects=redirects,
             elapsed=time.perf_counter() - started,
         )
+
+
+async def _checked_target(
+    url: httpx.URL, policy: AddressPolicy, resolver: Resolver | None, dns_timeout: float
+) -> _Target:
+    """The host's addresses, each allowed by ``policy``; raises a :class:`FetchError` (refused,
+    or dns when the name does not resolve in time)."""
+    host = url.raw_host.decode("ascii")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    if _is_ip_literal(host):
+        addresses: list[IPAddress] = [ipaddress.ip_address(host)]
+    else:
+        addresses = await _resolve(resolver or system_resolver, host, port, dns_timeout)
+    for address in addresses:
+        refusal = policy.refusal(host, address)
+        if refusal is not None:
+            raise FetchError(refusal, kind="refused")
+    return _Target(host=host, port=port, addresses=tuple(addresses))
+
+
+async def _resolve(resolver: Resolver, host: str, port: int, timeout: float) -> list[IPAddress]:
+    try:
+        answers = await asyncio.wait_for(resolver(host, port), timeout)
+    except TimeoutError:
+        raise FetchError(f"looking up {host} took too long (DNS)", kind="dns") from None
+    except (socket.gaierror, UnicodeError, OSError) as exc:
+        raise FetchError(
+            f"could not find the site {host} (DNS: {_reason(exc)})", kind="dns"
+        ) from None
+    addresses: list[IPAddress] = []
+    for answer in answers:
+        try:
+            addresses.append(ipaddress.ip_address(answer))
+        except ValueError:
+            continue
+    if not addresses:
+        raise FetchError(f"could not find the site {host} (DNS: no address)", kind="dns")
+    return addresses
+
+
+async def url_refusal(
+    url: str,
+    policy: AddressPolicy,
+    *,
+    resolver: Resolver | None = None,
+    dns_timeout: float = FetchLimits.dns_timeout,
+) -> str | None:
+    """Why the rules refuse to fetch ``url`` before sending anything (scheme, port, or a host
+    that is, or resolves to, a refused address), or None. A host that does not resolve (in
+    ``dns_timeout``) is not refused here: the fetch will say what went wrong."""
+    try:
+        await _checked_target(_parse(url), policy, resolver, dns_timeout)
+    except FetchError as exc:
+        return exc.message if exc.refused else None
+    return None
 
 
 def _parse(url: str) -> httpx.URL:

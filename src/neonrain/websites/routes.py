@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from neonrain.servers.deps import OwnedConfig
-from neonrain.state import Db
+from neonrain.state import Db, State
 from neonrain.websites import service
+from neonrain.websites.fetch import AddressPolicy
 from neonrain.websites.schemas import AddWebsiteBody, WebsiteList, WebsiteOut
 
 router = APIRouter(prefix="/api/servers/{server_id}/websites", tags=["websites"])
@@ -18,8 +19,11 @@ async def list_websites(config: OwnedConfig, db: Db) -> WebsiteList:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=WebsiteOut)
-async def add_website(body: AddWebsiteBody, config: OwnedConfig, db: Db) -> WebsiteOut:
-    return await service.add_website(db, config, body.url, body.name)
+async def add_website(
+    body: AddWebsiteBody, config: OwnedConfig, db: Db, state: State
+) -> WebsiteOut:
+    policy = AddressPolicy(allow_private=state.settings.allow_private_urls)
+    return await service.add_website(db, config, body.url, body.name, policy=policy)
 
 
 @router.get("/{website_id}", response_model=WebsiteOut)

@@ -4,7 +4,10 @@ Scheduling lives in ``server_websites`` (see :mod:`neonrain.websites.models`):
 
 * ``queued`` — scrape now (a new website, or a manual rescrape from the API);
 * ``idle`` — scrape when ``next_scrape_at`` has passed: 24 h after a success, or after a failure
-  15 min, 1 h, 6 h, then daily (:data:`BACKOFF`);
+  15 min, 1 h, 6 h, then daily (:data:`BACKOFF`); a URL the fetching rules refuse (a private
+  address, a forbidden port, …) is not retried: its ``next_scrape_at`` is :data:`PARKED` until a
+  manual rescrape, or until a scraper starts (when the rules, i.e. the settings, may have changed:
+  :meth:`Scraper.requeue_refused`, the first thing the background loop does);
 * ``running`` — claimed by a scraper since ``scrape_started_at``; a claim older than
   ``stale_after`` (5 min; a fetch is bounded to 10 s) belongs to a scraper that died, and is
   claimed again.
@@ -32,7 +35,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, delete, or_, select, update
@@ -48,6 +51,8 @@ from neonrain.websites.models import ServerWebsite, WebsiteScrape
 log = logging.getLogger(__name__)
 
 SUCCESS_INTERVAL = timedelta(hours=24)
+#: ``next_scrape_at`` of a website whose URL the rules refuse: never due by itself.
+PARKED = datetime(9999, 1, 1, tzinfo=UTC)
 BACKOFF = (timedelta(minutes=15), timedelta(hours=1), timedelta(hours=6), timedelta(hours=24))
 KEEP_SCRAPES = 10
 
@@ -101,6 +106,8 @@ class _Result:
     truncated: bool = False
     status_code: int | None = None
     error: str | None = None
+    # The rules refuse the URL itself: asking again would get the same answer.
+    refused: bool = False
 
 
 @dataclass
@@ -171,6 +178,15 @@ class Scraper:
         self._running.tasks.clear()
 
     async def _loop(self) -> None:
+        try:
+            requeued = await self.requeue_refused()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # not worth holding up the scraping; the next start will do
+            log.warning("scraper: could not re-check websites with refused addresses: %s", exc)
+        else:
+            if requeued:
+                log.info("scraper: re-checking %d websites whose address was refused", requeued)
         while not self._stopping:
             try:
                 await self._fill()
@@ -291,6 +307,20 @@ class Scraper:
                         break
         return claims
 
+    async def requeue_refused(self) -> int:
+        """Make websites parked for a refused URL due again, once: the rules may have changed
+        since (``NEONRAIN_ALLOW_PRIVATE_URLS``). A URL still refused is parked again at once,
+        without any request. Returns how many were re-queued."""
+        async with asyncio.timeout(self.options.db_timeout):
+            async with self._sessionmaker() as session, session.begin():
+                result = await session.execute(
+                    update(ServerWebsite)
+                    .where(ServerWebsite.next_scrape_at >= PARKED)
+                    .values(next_scrape_at=self._clock())
+                    .execution_options(synchronize_session=False)
+                )
+        return int(getattr(result, "rowcount", 0) or 0)
+
     async def _release(self, website_ids: list[str]) -> None:
         """Put claimed-but-unfinished websites back in the queue (on stop)."""
         try:
@@ -345,7 +375,9 @@ class Scraper:
         try:
             page = await self._fetcher.fetch(claim.url)
         except FetchError as exc:
-            return _Result(ok=False, status_code=exc.status_code, error=exc.message)
+            return _Result(
+                ok=False, status_code=exc.status_code, error=exc.message, refused=exc.url_refused
+            )
         except Exception:
             log.exception("scrape website=%s: unexpected fetch failure", claim.website_id)
             return _Result(ok=False, error="the page could not be fetched (internal error)")
@@ -401,7 +433,9 @@ class Scraper:
                     website.next_scrape_at = now + SUCCESS_INTERVAL
                 else:
                     website.scrape_failures = website.scrape_failures + 1
-                    website.next_scrape_at = now + backoff_delay(website.scrape_failures)
+                    website.next_scrape_at = (
+                        PARKED if result.refused else now + backoff_delay(website.scrape_failures)
+                    )
                 # A manual rescrape queued while this one ran stays queued.
                 if website.scrape_status == "running":
                     website.scrape_status = "idle"

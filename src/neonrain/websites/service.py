@@ -22,6 +22,7 @@ from neonrain.db.base import iso, utcnow
 from neonrain.db.changes import mark_config_changed
 from neonrain.errors import ApiError
 from neonrain.servers.models import CONFIGURATION_ORDER, UserServerConfig
+from neonrain.websites.fetch import AddressPolicy, Resolver, url_refusal
 from neonrain.websites.models import ServerWebsite, WebsiteScrape
 from neonrain.websites.schemas import WebsiteOut
 from neonrain.websites.urls import InvalidUrl, normalize_url
@@ -164,13 +165,30 @@ async def get_website(session: AsyncSession, config_id: str, website_id: str) ->
 
 
 async def add_website(
-    session: AsyncSession, config: UserServerConfig, url: str, name: str | None
+    session: AsyncSession,
+    config: UserServerConfig,
+    url: str,
+    name: str | None,
+    *,
+    policy: AddressPolicy,
+    resolver: Resolver | None = None,
 ) -> WebsiteOut:
-    """Add a website (normalised URL) and queue its first scrape."""
+    """Add a website (normalised URL) and queue its first scrape. A URL the fetching rules
+    refuse (``policy``: a private address, or a name resolving to one, a forbidden port) is not
+    added; a name that does not resolve is, and its scrape will say so."""
     try:
         normalized = normalize_url(url)
     except InvalidUrl as exc:
         raise ApiError(400, "INVALID_URL", str(exc)) from None
+    await session.commit()  # no pooled connection is held while the name is looked up
+    refusal = await url_refusal(normalized, policy, resolver=resolver)
+    if refusal is not None:
+        reason = refusal.removeprefix("refused: ")
+        raise ApiError(
+            400,
+            "INVALID_URL",
+            f"This address cannot be added: {reason}. Neonrain only reads public websites.",
+        )
     name = (name or "").strip() or None
     # Lock the configuration (PostgreSQL) so that two concurrent adds cannot pass the limit.
     await session.execute(
