@@ -18,9 +18,11 @@ from neonrain.crypto import TokenCipher
 from neonrain.db.changes import ConfigChangeNotifier, PostgresChangeListener, notifier_info
 from neonrain.db.engine import create_engine, create_read_sessionmaker, create_sessionmaker
 from neonrain.discord_link.client import DiscordRestClient
+from neonrain.engines.service import InstallEngines
 from neonrain.errors import install_error_handlers
 from neonrain.huma import HumaRestClient
 from neonrain.middleware import BodySizeLimit
+from neonrain.openai_engine import new_http_client
 from neonrain.state import AppState
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ def build_state(settings: Settings, internal_api_key: str | None = None) -> AppS
         cipher=TokenCipher(settings.resolved_secret_key()),
         notifier=notifier,
         internal_api_key=internal_api_key or settings.internal_api_key or secrets.token_urlsafe(32),
+        install_engines=InstallEngines.from_settings(settings),
         clerk=ClerkVerifier(settings.clerk_jwks_url, settings.clerk_issuer)
         if settings.clerk_jwks_url
         else None,
@@ -105,6 +108,7 @@ def open_clients(state: AppState) -> None:
     """The long-lived clients requests share, for the app's lifetime."""
     settings = state.settings
     state.discord_rest = DiscordRestClient(settings.discord_api_url)
+    state.model_http = new_http_client()
     state.huma_rest = (
         HumaRestClient(settings.huma_api_url, settings.huma_api_key)
         if settings.huma_api_key
@@ -128,6 +132,7 @@ async def close_clients(state: AppState) -> None:
     except Exception:
         log.exception("the chat hub failed to close cleanly")
     await state.discord_rest.aclose()
+    await state.model_http.aclose()
     if state.huma_rest is not None:
         await state.huma_rest.aclose()
 
@@ -137,6 +142,7 @@ def _include_routers(app: FastAPI) -> None:
     from neonrain.chat.routes import router as chat_router
     from neonrain.chat.ws import router as chat_ws_router
     from neonrain.discord_link.routes import router as discord_router
+    from neonrain.engines.routes import router as engines_router
     from neonrain.health import router as health_router
     from neonrain.internal_api.routes import router as internal_router
     from neonrain.servers.routes import router as servers_router
@@ -149,6 +155,7 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(discord_router)
     app.include_router(servers_router)
     app.include_router(websites_router)
+    app.include_router(engines_router)
     app.include_router(internal_router)
     app.include_router(pages_router)
     app.include_router(chat_router)

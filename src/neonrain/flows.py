@@ -2,8 +2,8 @@
 reaches into another's tables).
 
 * :func:`delete_server` — a server configuration and its chats' agents, in one transaction.
-* :func:`discord_status` — the dashboard's status: the bot (``discord_link``) and the totals of
-  the account's configurations (``servers``).
+* :func:`discord_status` — the dashboard's status: the bot (``discord_link``), the totals of
+  the account's configurations (``servers``) and its agent engines (``engines``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from neonrain.chat import service as chat_service
 from neonrain.chat.hub import ChatHub
 from neonrain.discord_link import service as discord_service
 from neonrain.discord_link.schemas import StatusOut
+from neonrain.engines import service as engines_service
+from neonrain.engines.service import InstallEngines, ReportedEngine
 from neonrain.servers import service as servers_service
 
 
@@ -28,9 +30,15 @@ async def delete_server(session: AsyncSession, hub: ChatHub, user_id: str, serve
     await hub.server_config_deleted(released)
 
 
-async def discord_status(session: AsyncSession, user: User) -> StatusOut:
+async def discord_status(session: AsyncSession, user: User, engines: InstallEngines) -> StatusOut:
     totals = await servers_service.totals(session, user.id)
     report = await discord_service.worker_report(session, user.id)
+    credential = await engines_service.credential(session, user.id)
+    reported = (
+        ReportedEngine(report.engine_state, report.engine_detail, report.updated_at)
+        if report is not None
+        else None
+    )
     return StatusOut(
         connected=user.discord_token is not None,
         server_count=totals.server_count,
@@ -40,4 +48,5 @@ async def discord_status(session: AsyncSession, user: User) -> StatusOut:
         bot=discord_service.bot_out(user),
         invite_url=discord_service.bot_invite_url(user),
         worker=discord_service.worker_state(user, report),
+        engines=engines_service.engines_status(engines, credential, reported),
     )

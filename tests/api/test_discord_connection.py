@@ -310,6 +310,10 @@ async def test_status_without_anything(client: httpx.AsyncClient, user: ApiUser)
         "bot": None,
         "inviteUrl": None,
         "worker": {"state": "offline", "detail": "No bot is connected.", "updatedAt": None},
+        "engines": {
+            "huma": {"available": False},
+            "openai": {"available": False, "state": None, "detail": ""},
+        },
     }
 
 

@@ -28,7 +28,7 @@ from tests.conftest import ApiUser, assert_error
 
 CONFIG_FIELDS = {
     "id", "serverId", "guildId", "guildName", "guildIconUrl", "botName", "botActive",
-    "personality", "rules", "information", "messagesSentCount", "messagesReceivedCount",
+    "personality", "rules", "information", "engine", "messagesSentCount", "messagesReceivedCount",
     "lastMessageSentAt", "lastMessageReceivedAt", "websiteCount", "createdAt", "updatedAt",
 }  # fmt: skip
 
@@ -49,6 +49,7 @@ async def test_add_server_returns_the_seed_shape(
     assert (server["personality"], server["rules"], server["information"]) == ("", "", "")
     assert server["messagesSentCount"] == server["messagesReceivedCount"] == 0
     assert server["websiteCount"] == 0
+    assert server["engine"] == "huma"  # no engine is configured in these tests
     assert server["createdAt"].endswith("Z")
     assert server["id"] != server["serverId"]
     assert await generation_of(app) > before

@@ -41,8 +41,8 @@ async def guilds(identity: CurrentIdentity, db: Db, state: State) -> GuildList:
 
 
 @router.get("/status", response_model=StatusOut)
-async def discord_status(identity: ReadingIdentity, db: ReadDb) -> StatusOut:
-    return await flows.discord_status(db, identity.user)
+async def discord_status(identity: ReadingIdentity, db: ReadDb, state: State) -> StatusOut:
+    return await flows.discord_status(db, identity.user, state.install_engines)
 
 
 # The seed's deprecated endpoints (its Phase 4 end state: removed).

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from neonrain.api_types import ApiModel, RequestBody
 from neonrain.contract import WorkerState
+from neonrain.engines.schemas import EnginesStatus
 
 
 class ConnectBody(RequestBody):
@@ -58,3 +59,5 @@ class StatusOut(ApiModel):
     bot: BotOut | None
     invite_url: str | None
     worker: WorkerOut
+    #: The agent engines available to the account and the model engine's last known state.
+    engines: EnginesStatus

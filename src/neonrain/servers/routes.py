@@ -33,7 +33,7 @@ async def add_server(
     body: AddServerBody, identity: CurrentIdentity, db: Db, state: State
 ) -> ServerConfigOut:
     return await service.add_server(
-        db, state.cipher, state.discord_rest, identity.user, body.guild_id
+        db, state.cipher, state.discord_rest, state.install_engines, identity.user, body.guild_id
     )
 
 
@@ -44,9 +44,11 @@ async def get_server(server_id: str, identity: ReadingIdentity, db: ReadDb) -> S
 
 @router.put("/{server_id}", response_model=ServerConfigOut)
 async def update_server(
-    server_id: str, body: UpdateServerBody, identity: CurrentIdentity, db: Db
+    server_id: str, body: UpdateServerBody, identity: CurrentIdentity, db: Db, state: State
 ) -> ServerConfigOut:
-    return await service.update_config(db, identity.user, server_id, body.changes())
+    return await service.update_config(
+        db, state.install_engines, identity.user, server_id, body.changes()
+    )
 
 
 @router.delete("/{server_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import Field, StrictBool, StringConstraints
 
 from neonrain.api_types import ApiModel, PatchBody, RequestBody, Snowflake, Storable
-from neonrain.contract import BOT_NAME_MAX, INFORMATION_MAX, PERSONALITY_MAX, RULES_MAX
+from neonrain.contract import BOT_NAME_MAX, INFORMATION_MAX, PERSONALITY_MAX, RULES_MAX, Engine
 from neonrain.websites.schemas import WebsiteOut
 
 BotName = Annotated[
@@ -30,6 +30,8 @@ class UpdateServerBody(PatchBody):
     rules: Rules | None = None
     information: Information | None = None
     bot_active: StrictBool | None = None
+    #: Which agent engine answers here; it must be available to the account (409 otherwise).
+    engine: Engine | None = None
 
 
 class ServerConfigOut(ApiModel):
@@ -43,6 +45,7 @@ class ServerConfigOut(ApiModel):
     personality: str
     rules: str
     information: str
+    engine: Engine
     messages_sent_count: int
     messages_received_count: int
     last_message_sent_at: str | None

@@ -31,6 +31,8 @@ from neonrain.db.changes import mark_config_changed
 from neonrain.discord_link import service as discord_service
 from neonrain.discord_link.client import DiscordRestClient, PartialGuild, guild_icon_url
 from neonrain.discord_link.schemas import GuildOut
+from neonrain.engines import service as engines_service
+from neonrain.engines.service import InstallEngines
 from neonrain.errors import ApiError
 from neonrain.servers.models import (
     CONFIGURATION_ORDER,
@@ -50,7 +52,9 @@ from neonrain.servers.schemas import (
 from neonrain.websites import service as websites_service
 from neonrain.websites.models import ServerWebsite
 
-NOTHING_TO_UPDATE = "Send at least one of botName, personality, rules, information, botActive."
+NOTHING_TO_UPDATE = (
+    "Send at least one of botName, personality, rules, information, botActive, engine."
+)
 
 
 class ServerNotFound(ApiError):
@@ -73,6 +77,7 @@ def config_out(config: UserServerConfig, server: Server, website_count: int) -> 
         personality=config.personality,
         rules=config.rules,
         information=config.information,
+        engine="openai" if config.engine == "openai" else "huma",
         messages_sent_count=config.messages_sent_count,
         messages_received_count=config.messages_received_count,
         last_message_sent_at=iso(config.last_message_sent_at),
@@ -166,11 +171,12 @@ async def add_server(
     session: AsyncSession,
     cipher: TokenCipher,
     discord: DiscordRestClient,
+    install: InstallEngines,
     user: User,
     guild_id: str,
 ) -> ServerConfigOut:
     """Add a configuration for a guild the user's bot is in (checked with Discord, whose name
-    for the guild is used)."""
+    for the guild is used), answered by the engine the account has by default."""
     discord_service.bot_token(cipher, user)  # 409 before anything else when not connected
     await _ensure_not_configured(session, user.id, guild_id)
     guild = await discord_service.fetch_bot_guild(session, cipher, discord, user, guild_id)
@@ -179,6 +185,7 @@ async def add_server(
         user_id=user.id,
         server_id=server.id,
         bot_name=(user.discord_bot_username or DEFAULT_BOT_NAME)[:BOT_NAME_MAX],
+        engine=await engines_service.default_engine(session, install, user.id),
         created_at=now_ms(),
     )
     config.updated_at = config.created_at
@@ -249,13 +256,20 @@ async def _rename_servers(
 
 
 async def update_config(
-    session: AsyncSession, user: User, server_id: str, changes: dict[str, object]
+    session: AsyncSession,
+    install: InstallEngines,
+    user: User,
+    server_id: str,
+    changes: dict[str, object],
 ) -> ServerConfigOut:
     if not changes:
         raise ApiError(400, "NOTHING_TO_UPDATE", NOTHING_TO_UPDATE)
     if changes.get("bot_active") is True and user.discord_token is None:
         raise discord_service.not_connected()
     config, server = await get_config(session, user.id, server_id, for_update=True)
+    engine = changes.get("engine")
+    if engine in ("huma", "openai") and engine != config.engine:
+        await engines_service.require_available(session, install, user.id, engine)
     changed = False
     for name, value in changes.items():
         if getattr(config, name) != value:

@@ -95,8 +95,8 @@ def not_found_page(request: Request) -> Response:
     )
 
 
-async def _discord_context(db: AsyncSession, identity: Identity) -> dict[str, Any]:
-    status = await flows.discord_status(db, identity.user)
+async def _discord_context(db: AsyncSession, identity: Identity, state: AppState) -> dict[str, Any]:
+    status = await flows.discord_status(db, identity.user, state.install_engines)
     return {
         "status": status,
         "token_rejected": identity.user.discord_token_status == discord_service.TOKEN_INVALID,
@@ -209,7 +209,7 @@ async def dashboard(request: Request, db: ReadDb, state: State) -> Response:
     identity = await identify(request, db, state)
     if identity is None:
         return _login_redirect(request)
-    discord = await _discord_context(db, identity)
+    discord = await _discord_context(db, identity, state)
     servers = await servers_service.list_configs(db, identity.user.id)
     sparklines = await _sparklines(db, identity.user.id)
     context = {
@@ -249,7 +249,7 @@ async def server_page(request: Request, server_id: str, db: ReadDb, state: State
             )
     except servers_service.ServerNotFound:
         return not_found_page(request)
-    discord = await _discord_context(db, identity)
+    discord = await _discord_context(db, identity, state)
     chart = views.daily_chart([(d.date, d.messages_received, d.messages_sent) for d in stats.days])
     context = {
         "title": detail.guild_name,
@@ -275,7 +275,7 @@ async def settings_page(request: Request, db: ReadDb, state: State) -> Response:
     identity = await identify(request, db, state)
     if identity is None:
         return _login_redirect(request)
-    discord = await _discord_context(db, identity)
+    discord = await _discord_context(db, identity, state)
     context = {
         "title": "Settings",
         "nav": "settings",
