@@ -120,8 +120,11 @@ def open_clients(state: AppState) -> None:
             huma_api_url=settings.huma_api_url,
             huma_api_key=settings.huma_api_key,
             typing_wpm=settings.typing_wpm,
+            engines=state.install_engines,
         ),
         state.huma_rest,
+        cipher=state.cipher,
+        model_http=state.model_http,
     )
 
 

@@ -82,6 +82,10 @@ class InstallEngines:
         )
 
 
+#: An install without engines (tests, tools that build a tokens answer without settings).
+NO_ENGINES: Final = InstallEngines(huma=False, openai=None)
+
+
 @dataclass(frozen=True)
 class ResolvedEndpoint:
     """The OpenAI-compatible endpoint an account's agents use, and whose it is."""

@@ -28,7 +28,7 @@ from neonrain.crypto import TokenCipher, TokenDecryptionError
 from neonrain.db.base import iso
 from neonrain.db.changes import ConfigChangeNotifier, ConfigRemoval, current_generation
 from neonrain.engines import service as engines_service
-from neonrain.engines.service import InstallEngines
+from neonrain.engines.service import NO_ENGINES, InstallEngines
 from neonrain.servers import service as servers_service
 from neonrain.servers.models import UserServerConfig
 from neonrain.sharding import in_shard
@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 MAX_WAIT_SECONDS = 30.0
 #: A token entry's model endpoint (``openai``), written after ``TOKEN_ENTRY_KEYS``.
 OPENAI_KEY = TokenEntry.wire_names()["openai"]
-NO_ENGINES = InstallEngines(huma=False, openai=None)
 
 
 # ------------------------------------------------------------------------------------ tokens
