@@ -5,7 +5,8 @@ the signed-in user) and the small JS modules in ``static/js`` call the JSON API 
 regions (``data-live``) are refreshed by fetching the same page again and swapping them, so every
 piece of HTML comes from these templates, with Jinja2's autoescaping.
 
-The Discord token is never read here: only the bot's id, name and avatar are.
+The Discord token and an account's model key are never read here: only the bot's id, name and
+avatar, and whether a key is stored.
 """
 
 from __future__ import annotations
@@ -27,10 +28,19 @@ from neonrain.accounts.deps import (
     identify,
 )
 from neonrain.accounts.service import Identity
-from neonrain.contract import BOT_NAME_MAX, INFORMATION_MAX, PERSONALITY_MAX, RULES_MAX
+from neonrain.contract import (
+    BOT_NAME_MAX,
+    ENGINE_API_KEY_MAX,
+    ENGINE_BASE_URL_MAX,
+    ENGINE_MODEL_MAX,
+    INFORMATION_MAX,
+    PERSONALITY_MAX,
+    RULES_MAX,
+)
 from neonrain.crypto import constant_time_equals
 from neonrain.discord_link import service as discord_service
 from neonrain.discord_link.schemas import StatusOut
+from neonrain.engines import service as engines_service
 from neonrain.errors import ApiError
 from neonrain.servers import service as servers_service
 from neonrain.servers.schemas import ActionOut
@@ -250,6 +260,7 @@ async def server_page(request: Request, server_id: str, db: ReadDb, state: State
     except servers_service.ServerNotFound:
         return not_found_page(request)
     discord = await _discord_context(db, identity, state)
+    engine = await engines_service.engine_out(db, state.install_engines, identity.user.id)
     chart = views.daily_chart([(d.date, d.messages_received, d.messages_sent) for d in stats.days])
     context = {
         "title": detail.guild_name,
@@ -260,6 +271,7 @@ async def server_page(request: Request, server_id: str, db: ReadDb, state: State
         "actions": [_action_view(a) for a in page.actions],
         "next_cursor": page.next_cursor,
         "activation_blocked": _can_activate(identity, discord["status"]),
+        "engine": engine,
         "limits": {
             "botName": BOT_NAME_MAX,
             "personality": PERSONALITY_MAX,
@@ -276,11 +288,19 @@ async def settings_page(request: Request, db: ReadDb, state: State) -> Response:
     if identity is None:
         return _login_redirect(request)
     discord = await _discord_context(db, identity, state)
+    install = state.install_engines
     context = {
         "title": "Settings",
         "nav": "settings",
         **discord,
         "has_password": identity.user.password_hash is not None,
+        "engine": await engines_service.engine_out(db, install, identity.user.id),
+        "install_model": install.openai.model if install.openai is not None else None,
+        "limits": {
+            "baseUrl": ENGINE_BASE_URL_MAX,
+            "model": ENGINE_MODEL_MAX,
+            "apiKey": ENGINE_API_KEY_MAX,
+        },
     }
     return _render(request, "settings.html", context, identity=identity)
 
