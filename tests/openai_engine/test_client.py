@@ -290,3 +290,41 @@ async def test_a_redirect_is_not_followed() -> None:
         await http.aclose()
         await runner.cleanup()
     assert hits == ["/v1/chat/completions"] * 2
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        ("text/html", "<html><body>Welcome to my blog</body></html>"),
+        ("application/json", "{not json"),
+        ("application/json", '{"choices": [{"message": "hi"}]}'),
+        ("application/json", '{"choices": "none"}'),
+        ("application/json", '{"object": "list", "data": []}'),
+    ],
+)
+async def test_an_answer_that_is_not_a_completion_is_a_bad_response(
+    answer: tuple[str, str],
+) -> None:
+    """A base URL that points at something else (a web page, another API) is an engine error,
+    never an unexpected exception."""
+    from aiohttp import web
+
+    content_type, body = answer
+
+    async def reply(request: web.Request) -> web.Response:
+        return web.Response(text=body, content_type=content_type)
+
+    port = free_port()
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", reply)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    client = ModelClient(OpenAIEndpoint(f"http://127.0.0.1:{port}/v1", MODEL), retries=0)
+    try:
+        with pytest.raises(EngineUnavailableError) as caught:
+            await client.complete(HELLO)
+    finally:
+        await client.aclose()
+        await runner.cleanup()
+    assert caught.value.code == "bad_response"

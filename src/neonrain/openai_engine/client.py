@@ -215,6 +215,13 @@ def _forget_environment(sdk: openai.AsyncOpenAI) -> None:
     sdk._ambient_authorizations = frozenset()
 
 
+def _not_a_completion() -> EngineUnavailableError:
+    return EngineUnavailableError(
+        "the model server's answer is not a chat completion (is the base URL right?)",
+        code="bad_response",
+    )
+
+
 def _reply(completion: Any) -> ModelReply:
     choices = getattr(completion, "choices", None) or []
     if not choices:
@@ -356,7 +363,14 @@ class ModelClient:
                 code="connection",
                 retryable=True,
             ) from exc
-        return _reply(completion)
+        except (openai.APIError, ValueError) as exc:  # e.g. a body that is not JSON
+            raise _not_a_completion() from exc
+        try:
+            return _reply(completion)
+        except EngineError:
+            raise
+        except (AttributeError, TypeError, ValueError, IndexError, KeyError) as exc:
+            raise _not_a_completion() from exc
 
     async def probe(self) -> tuple[str, float]:
         """One minimal completion (no retries): the model that answered and the latency in ms.
