@@ -5,6 +5,7 @@ answer and ``engines`` in the dashboard status."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -363,6 +364,20 @@ async def test_bad_bodies_are_400(env: Env, body: dict[str, Any]) -> None:
 async def test_engine_routes_need_a_signed_in_account(env: Env) -> None:
     for method, path in (("GET", ENGINE), ("PUT", OPENAI), ("DELETE", OPENAI), ("POST", TEST)):
         assert_error(await env.http.request(method, path, json={}), 401, "UNAUTHENTICATED")
+
+
+async def test_concurrent_first_saves_leave_one_engine(env: Env) -> None:
+    ada = await env.user()
+    bodies = [{"baseUrl": env.fake.base_url, "model": f"m{i}", "apiKey": KEY} for i in range(4)]
+    responses = await asyncio.gather(*(env.put(ada, body) for body in bodies))
+    assert [r.status_code for r in responses] == [200] * 4, [r.text for r in responses]
+    async with state_of(env.app).sessionmaker() as session:
+        rows = (
+            await session.scalars(
+                select(EngineCredential).where(EngineCredential.user_id == ada.id)
+            )
+        ).all()
+    assert len(rows) == 1 and rows[0].model in {"m0", "m1", "m2", "m3"}
 
 
 async def test_each_account_has_its_own_engine(env: Env) -> None:

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from sqlalchemy import ColumnElement, bindparam, delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -242,22 +243,24 @@ async def set_openai(
     key_sent = "api_key" in body.model_fields_set
     new_key = body.api_key or None  # "" is no key
     row = await credential(session, user_id)
+    created = False
     if row is None:
-        row = EngineCredential(user_id=user_id, base_url=base_url, model=body.model)
-        row.api_key = cipher.encrypt(new_key) if new_key else None
-        session.add(row)
-        changed = True
-    else:
-        changed = row.base_url != base_url or row.model != body.model
-        row.base_url, row.model = base_url, body.model
-        if key_sent:
-            try:
-                same_key = _decrypted_key(cipher, row) == new_key
-            except TokenDecryptionError:
-                same_key = False
-            if not same_key:
-                row.api_key = cipher.encrypt(new_key) if new_key else None
-                changed = True
+        fresh = EngineCredential(
+            user_id=user_id,
+            base_url=base_url,
+            model=body.model,
+            api_key=cipher.encrypt(new_key) if new_key else None,
+        )
+        try:
+            async with session.begin_nested():
+                session.add(fresh)
+        except IntegrityError:  # another request created it meanwhile: this one replaces it
+            row = await credential(session, user_id)
+            if row is None:  # pragma: no cover - deleted again at once
+                raise
+        else:
+            row, created = fresh, True
+    changed = created or _replace(cipher, row, base_url, body.model, key_sent, new_key)
     if changed:
         row.state, row.state_detail = UNCHECKED, ""
         await session.flush()
@@ -265,6 +268,28 @@ async def set_openai(
         await session.commit()
         log.info("engine credentials saved user=%s key=%s", user_id, row.api_key is not None)
     return EngineOut(huma=HumaEngineOut(available=install.huma), openai=_openai_out(install, row))
+
+
+def _replace(
+    cipher: TokenCipher,
+    row: EngineCredential,
+    base_url: str,
+    model: str,
+    key_sent: bool,
+    new_key: str | None,
+) -> bool:
+    """Put the new values into ``row`` (the key only when one was sent); whether any changed."""
+    changed = row.base_url != base_url or row.model != model
+    row.base_url, row.model = base_url, model
+    if key_sent:
+        try:
+            same_key = _decrypted_key(cipher, row) == new_key
+        except TokenDecryptionError:
+            same_key = False
+        if not same_key:
+            row.api_key = cipher.encrypt(new_key) if new_key else None
+            changed = True
+    return changed
 
 
 async def remove_openai(session: AsyncSession, user_id: str) -> None:
