@@ -11,6 +11,7 @@ generation (the worker gets the new endpoint as a delta) and resets the state to
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -65,6 +66,11 @@ class InstallEngines:
     openai: OpenAIEndpoint | None
     allow_private_urls: bool = False
 
+    @functools.cached_property
+    def openai_wire(self) -> dict[str, Any] | None:
+        """The install's endpoint as a token entry's ``openai`` (built once, shared)."""
+        return self.openai.wire() if self.openai is not None else None
+
     @classmethod
     def from_settings(cls, settings: Settings) -> InstallEngines:
         endpoint = (
@@ -114,13 +120,22 @@ def _decrypted_key(cipher: TokenCipher, row: EngineCredential) -> str | None:
     return cipher.decrypt(row.api_key) if row.api_key is not None else None
 
 
-def account_endpoint(cipher: TokenCipher, row: EngineCredential) -> OpenAIEndpoint | None:
-    """The account's endpoint with its key decrypted; ``None`` (logged) when the key was
-    encrypted with another secret key."""
+def _clear_key(
+    cipher: TokenCipher, user_id: str, key_ciphertext: str | None
+) -> tuple[bool, str | None]:
+    """``(True, the key in clear or None)``, or ``(False, None)`` (logged) when it was encrypted
+    with another secret key: the account then has no usable engine of its own."""
     try:
-        key = _decrypted_key(cipher, row)
+        return True, cipher.decrypt(key_ciphertext) if key_ciphertext is not None else None
     except TokenDecryptionError:
-        log.warning("engine key of user %s cannot be decrypted with this secret key", row.user_id)
+        log.warning("engine key of user %s cannot be decrypted with this secret key", user_id)
+        return False, None
+
+
+def account_endpoint(cipher: TokenCipher, row: EngineCredential) -> OpenAIEndpoint | None:
+    """The account's stored endpoint, ready to call (``None``: its key cannot be read)."""
+    readable, key = _clear_key(cipher, row.user_id, row.api_key)
+    if not readable:
         return None
     return OpenAIEndpoint(base_url=row.base_url, model=row.model, api_key=key)
 
@@ -456,12 +471,8 @@ def token_openai(
 ) -> dict[str, Any] | None:
     """A token entry's ``openai`` (wire names) from the columns of
     :func:`with_account_endpoints`: the account's endpoint with its key decrypted, else the
-    install's, else ``None``."""
+    install's, else ``None``. (Plain dicts: it runs for every account of a full answer.)"""
     if base_url is None or model is None:
-        return install.openai.wire() if install.openai is not None else None
-    try:
-        key = cipher.decrypt(key_ciphertext) if key_ciphertext is not None else None
-    except TokenDecryptionError:
-        log.warning("engine key of user %s cannot be decrypted with this secret key", user_id)
-        return None
-    return dict(zip(_ENDPOINT_KEYS, (base_url, model, key), strict=True))
+        return install.openai_wire
+    readable, key = _clear_key(cipher, user_id, key_ciphertext)
+    return dict(zip(_ENDPOINT_KEYS, (base_url, model, key), strict=True)) if readable else None
