@@ -154,6 +154,22 @@ async def test_private_addresses_are_accepted_with_allow_private_urls(env: Env) 
     assert response.status_code == 200, response.text
 
 
+async def test_a_saved_base_url_is_checked_again_before_a_test(
+    database_url: str, tmp_path: Path, fake_discord: FakeDiscord
+) -> None:
+    """An endpoint saved while private addresses were allowed (or whose name now resolves to
+    one) is refused when it is called, not only when it is saved."""
+    async with engine_env(database_url, tmp_path, fake_discord) as env:
+        ada = await env.user()
+        await env.set_engine(ada)
+    async with engine_env(
+        database_url, tmp_path, fake_discord, NEONRAIN_ALLOW_PRIVATE_URLS="false"
+    ) as env:
+        body = assert_error(await env.http.post(TEST, headers=ada.headers), 400, "INVALID_URL")
+        assert "loopback" in body["error"]
+        assert env.fake.requests == []
+
+
 @pytest.mark.parametrize(
     "base_url",
     ["ftp://models.example/v1", "not a url", "http://", "https://user:pass@api.example.com/v1"],

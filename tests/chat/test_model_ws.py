@@ -21,9 +21,10 @@ async def model_env(
     database_url: str, tmp_path: Path, *, api_key: str | None = KEY, **settings: Any
 ) -> AsyncIterator[tuple[ChatEnv, FakeOpenAI]]:
     """The chat harness and a fake model server; accounts may use loopback endpoints."""
+    values: dict[str, Any] = {"NEONRAIN_ALLOW_PRIVATE_URLS": "true", **settings}
     async with (
         FakeOpenAI(api_key=api_key) as fake,
-        chat_env(database_url, tmp_path, NEONRAIN_ALLOW_PRIVATE_URLS="true", **settings) as env,
+        chat_env(database_url, tmp_path, **values) as env,
     ):
         yield env, fake
 
@@ -177,6 +178,30 @@ async def test_the_install_engine_answers_accounts_without_their_own(
         assert reply["data"]["content"] == "Hello from the install!"
         assert fake.chat_requests[0].body["model"] == "install-model"
         assert fake.chat_requests[0].bearer == "no-api-key"
+
+
+async def test_an_endpoint_refused_since_it_was_saved_is_not_called(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with model_env(database_url, tmp_path) as (env, fake):
+        ada = await env.user()
+        await set_engine(env, ada, fake)
+        server_id = await model_server(env, ada)
+        group = await env.group(ada, server_id)
+    # The same database, served by an app that refuses private addresses.
+    async with model_env(database_url, tmp_path, NEONRAIN_ALLOW_PRIVATE_URLS="false") as (
+        env,
+        fake,
+    ):
+        conversation_id = group["conversations"][0]["id"]
+        socket = await env.ready(ada, conversation_id)
+        await socket.say("hello")
+        await socket.next("chat:message")
+        error = await socket.next("chat:error")
+        assert error["data"]["code"] == "AGENT_UNAVAILABLE"
+        assert "loopback" in error["data"]["message"]
+        assert "Your message is saved" in error["data"]["message"]
+        assert await stored_roles(env, ada, conversation_id) == ["user"]
 
 
 async def test_without_an_engine_the_pane_says_so(database_url: str, tmp_path: Path) -> None:
