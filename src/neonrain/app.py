@@ -18,9 +18,11 @@ from neonrain.crypto import TokenCipher
 from neonrain.db.changes import ConfigChangeNotifier, PostgresChangeListener, notifier_info
 from neonrain.db.engine import create_engine, create_read_sessionmaker, create_sessionmaker
 from neonrain.discord_link.client import DiscordRestClient
+from neonrain.engines.service import InstallEngines
 from neonrain.errors import install_error_handlers
 from neonrain.huma import HumaRestClient
 from neonrain.middleware import BodySizeLimit, HeaderLimits, TrustedProxyHeaders
+from neonrain.openai_engine import new_http_client
 from neonrain.openapi import install_openapi
 from neonrain.state import AppState
 from neonrain.web.headers import SecurityHeaders
@@ -45,6 +47,7 @@ def build_state(settings: Settings, internal_api_key: str | None = None) -> AppS
         cipher=TokenCipher(settings.resolved_secret_key()),
         notifier=notifier,
         internal_api_key=internal_api_key or settings.internal_api_key or secrets.token_urlsafe(32),
+        install_engines=InstallEngines.from_settings(settings),
         clerk=ClerkVerifier(settings.clerk_jwks_url, settings.clerk_issuer)
         if settings.clerk_jwks_url
         else None,
@@ -111,6 +114,7 @@ def open_clients(state: AppState) -> None:
     """The long-lived clients requests share, for the app's lifetime."""
     settings = state.settings
     state.discord_rest = DiscordRestClient(settings.discord_api_url)
+    state.model_http = new_http_client()
     state.huma_rest = (
         HumaRestClient(settings.huma_api_url, settings.huma_api_key)
         if settings.huma_api_key
@@ -122,8 +126,11 @@ def open_clients(state: AppState) -> None:
             huma_api_url=settings.huma_api_url,
             huma_api_key=settings.huma_api_key,
             typing_wpm=settings.typing_wpm,
+            engines=state.install_engines,
         ),
         state.huma_rest,
+        cipher=state.cipher,
+        model_http=state.model_http,
     )
 
 
@@ -134,6 +141,7 @@ async def close_clients(state: AppState) -> None:
     except Exception:
         log.exception("the chat hub failed to close cleanly")
     await state.discord_rest.aclose()
+    await state.model_http.aclose()
     if state.huma_rest is not None:
         await state.huma_rest.aclose()
 
@@ -143,6 +151,7 @@ def _include_routers(app: FastAPI) -> None:
     from neonrain.chat.routes import router as chat_router
     from neonrain.chat.ws import router as chat_ws_router
     from neonrain.discord_link.routes import router as discord_router
+    from neonrain.engines.routes import router as engines_router
     from neonrain.health import router as health_router
     from neonrain.internal_api.routes import router as internal_router
     from neonrain.servers.routes import router as servers_router
@@ -156,6 +165,7 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(discord_router)
     app.include_router(servers_router)
     app.include_router(websites_router)
+    app.include_router(engines_router)
     app.include_router(internal_router)
     app.include_router(pages_router)
     app.include_router(forms_router)

@@ -38,6 +38,7 @@ from neonrain.crypto import TokenCipher, TokenDecryptionError
 from neonrain.db.engine import create_engine, create_sessionmaker
 from neonrain.db.migrate import head_revision
 from neonrain.engines.models import EngineCredential
+from neonrain.engines.service import InstallEngines
 from neonrain.huma import HumaAPIError, HumaAuthError, HumaRestClient, HumaTimeoutError
 from neonrain.servers import service as servers_service
 
@@ -420,7 +421,9 @@ async def check_accounts(settings: Settings, engine: AsyncEngine) -> list[Findin
         ).all()
         for user in users:
             who = user.email or user.clerk_user_id or user.id
-            account = await flows.load_account(session, settings, user)
+            account = await flows.load_account(
+                session, InstallEngines.from_settings(settings), user
+            )
             servers = await servers_service.summaries(session, user.id)
             if not servers:
                 findings.append(Finding(f"account {who}", "skip", "no servers added yet"))

@@ -4,7 +4,7 @@ reaches into another's tables).
 * :func:`delete_server` — a server configuration and its chats' agents, in one transaction.
 * :func:`load_account` — what :mod:`neonrain.readiness` needs to know about an account.
 * :func:`discord_status` — the dashboard's status: the bot (``discord_link``), the totals of the
-  account's configurations (``servers``) and the account's readiness.
+  account's configurations (``servers``), its agent engines (``engines``) and its readiness.
 * :func:`list_servers`, :func:`server_detail`, :func:`with_readiness` — configurations as the API
   and the pages show them, each with its readiness.
 """
@@ -13,18 +13,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import bindparam, exists, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from neonrain import readiness
 from neonrain.accounts.models import User
 from neonrain.chat import service as chat_service
 from neonrain.chat.hub import ChatHub
-from neonrain.config import Settings
 from neonrain.discord_link import service as discord_service
 from neonrain.discord_link.models import WorkerReport
 from neonrain.discord_link.schemas import StatusOut
+from neonrain.engines import service as engines_service
 from neonrain.engines.models import EngineCredential
+from neonrain.engines.service import InstallEngines, ReportedEngine
 from neonrain.servers import service as servers_service
 from neonrain.servers.schemas import ServerConfigOut, ServerDetail
 
@@ -41,23 +42,24 @@ async def delete_server(session: AsyncSession, hub: ChatHub, user_id: str, serve
 
 # ------------------------------------------------------------------------------------ readiness
 
-# The worker's report and whether the account has its own engine, in one query: every dashboard
-# read needs both (it is polled), so they are read together rather than by each domain apart.
+# The worker's report and the account's own engine, in one query: every dashboard read needs
+# both (it is polled), so they are read together rather than by each domain apart.
 _ACCOUNT_FACTS = (
-    select(exists().where(EngineCredential.user_id == User.id).label("own_engine"), WorkerReport)
+    select(EngineCredential, WorkerReport)
     .select_from(User)
+    .outerjoin(EngineCredential, EngineCredential.user_id == User.id)
     .outerjoin(WorkerReport, WorkerReport.user_id == User.id)
     .where(User.id == bindparam("user_id"))
 )
 
 
-async def load_account(session: AsyncSession, settings: Settings, user: User) -> readiness.Account:
+async def load_account(
+    session: AsyncSession, install: InstallEngines, user: User
+) -> readiness.Account:
     """The facts readiness is computed from (one query)."""
     row = (await session.execute(_ACCOUNT_FACTS, {"user_id": user.id})).first()
-    own_engine, report = (bool(row[0]), row[1]) if row is not None else (False, None)
-    return readiness.account(
-        user, report, own_engine=own_engine, install=readiness.InstallEngines.of(settings)
-    )
+    credential, report = (row[0], row[1]) if row is not None else (None, None)
+    return readiness.account(user, report, credential=credential, install=install)
 
 
 def _status(
@@ -67,6 +69,12 @@ def _status(
     ready: int,
 ) -> StatusOut:
     active = [s for s in servers if s.bot_active]
+    report = account.report
+    reported = (
+        ReportedEngine(report.engine_state, report.engine_detail, report.updated_at)
+        if report is not None
+        else None
+    )
     return StatusOut(
         connected=user.discord_token is not None,
         server_count=len(servers),
@@ -78,17 +86,18 @@ def _status(
         invite_url=discord_service.bot_invite_url(user),
         worker=discord_service.worker_state(user, account.report),
         readiness=readiness.account_readiness(account, (s.engine for s in active)),
+        engines=engines_service.engines_status(account.install, account.credential, reported),
     )
 
 
 async def discord_status(
     session: AsyncSession,
-    settings: Settings,
+    install: InstallEngines,
     user: User,
     account: readiness.Account | None = None,
 ) -> StatusOut:
     """``GET /api/discord/status``: two queries (the configurations' summaries, the account)."""
-    account = account or await load_account(session, settings, user)
+    account = account or await load_account(session, install, user)
     servers = await servers_service.summaries(session, user.id)
     ready = sum(readiness.server_readiness(account, s).ready for s in servers)
     return _status(user, account, servers, ready)
@@ -100,25 +109,25 @@ def with_readiness(config: ServerConfigOut, account: readiness.Account) -> Serve
 
 async def list_servers(
     session: AsyncSession,
-    settings: Settings,
+    install: InstallEngines,
     user: User,
     account: readiness.Account | None = None,
 ) -> list[ServerConfigOut]:
-    account = account or await load_account(session, settings, user)
+    account = account or await load_account(session, install, user)
     configs = await servers_service.list_configs(session, user.id)
     return [with_readiness(config, account) for config in configs]
 
 
 async def dashboard(
     session: AsyncSession,
-    settings: Settings,
+    install: InstallEngines,
     user: User,
     account: readiness.Account | None = None,
 ) -> tuple[StatusOut, list[ServerConfigOut]]:
     """The dashboard's status and server cards, from one read of each (the totals are summed
     from the cards instead of being queried again)."""
-    account = account or await load_account(session, settings, user)
-    servers = await list_servers(session, settings, user, account)
+    account = account or await load_account(session, install, user)
+    servers = await list_servers(session, install, user, account)
     summaries = [
         servers_service.ConfigSummary(
             guild_id=s.guild_id,
@@ -136,18 +145,18 @@ async def dashboard(
 
 async def server_detail(
     session: AsyncSession,
-    settings: Settings,
+    install: InstallEngines,
     user: User,
     server_id: str,
     account: readiness.Account | None = None,
 ) -> ServerDetail:
     detail = await servers_service.server_detail(session, user.id, server_id)
-    account = account or await load_account(session, settings, user)
+    account = account or await load_account(session, install, user)
     return detail.model_copy(update={"readiness": readiness.server_readiness(account, detail)})
 
 
 async def readiness_of(
-    session: AsyncSession, settings: Settings, user: User, config: ServerConfigOut
+    session: AsyncSession, install: InstallEngines, user: User, config: ServerConfigOut
 ) -> ServerConfigOut:
     """``config`` (just written) with its readiness."""
-    return with_readiness(config, await load_account(session, settings, user))
+    return with_readiness(config, await load_account(session, install, user))

@@ -25,11 +25,12 @@ from pydantic import ValidationError
 
 from neonrain.accounts.models import User
 from neonrain.api_types import CheckId, CheckState, ReadinessCheck, ReadinessOut
-from neonrain.config import Settings
 from neonrain.contract import GuildReport
 from neonrain.db.base import utcnow
 from neonrain.discord_link.models import WorkerReport
 from neonrain.discord_link.service import TOKEN_INVALID, TOKEN_REJECTED, WORKER_REPORT_TTL
+from neonrain.engines.models import EngineCredential
+from neonrain.engines.service import InstallEngines
 
 #: What each check is about, for the checklist on a server's page.
 CHECK_TITLES: Final[Mapping[str, str]] = {
@@ -51,23 +52,6 @@ START_WORKER: Final = (
 
 
 @dataclass(frozen=True, slots=True)
-class InstallEngines:
-    """The agent engines the install itself provides."""
-
-    huma: bool
-    openai: bool
-
-    @classmethod
-    def of(cls, settings: Settings) -> InstallEngines:
-        return cls(huma=bool(settings.huma_api_key), openai=settings.openai_configured)
-
-    @property
-    def default(self) -> str:
-        """A new configuration's engine (engines.md): HUMA, or OpenAI when only that exists."""
-        return "openai" if self.openai and not self.huma else "huma"
-
-
-@dataclass(frozen=True, slots=True)
 class Account:
     """Everything about one account that readiness reads; build it with :func:`account`."""
 
@@ -76,17 +60,21 @@ class Account:
     #: The worker's last report, if any (``fresh`` says whether it is recent enough to trust).
     report: WorkerReport | None
     fresh: bool
-    #: The account has its own OpenAI-compatible engine (a row in ``engine_credentials``).
-    own_engine: bool
+    #: The account's own OpenAI-compatible engine (its row in ``engine_credentials``), if any.
+    credential: EngineCredential | None
     install: InstallEngines
     guilds: Mapping[str, GuildReport] = field(default_factory=dict)
+
+    @property
+    def own_engine(self) -> bool:
+        return self.credential is not None
 
 
 def account(
     user: User,
     report: WorkerReport | None,
     *,
-    own_engine: bool,
+    credential: EngineCredential | None,
     install: InstallEngines,
     now: datetime | None = None,
 ) -> Account:
@@ -103,7 +91,7 @@ def account(
         token_rejected=rejected,
         report=report if connected else None,
         fresh=fresh and connected,
-        own_engine=own_engine,
+        credential=credential,
         install=install,
         guilds=_guild_reports(report) if connected and fresh else {},
     )
@@ -336,7 +324,9 @@ def account_readiness(acc: Account, engines: Iterable[str] = ()) -> ReadinessOut
     """The account-level checks (token, gateway, intent, engine). The engine check covers the
     ``engines`` the account's servers use (the install's default when there are none); the
     first that cannot answer is the one reported."""
-    used = sorted(set(engines)) or [acc.install.default]
+    used = sorted(set(engines)) or [
+        "openai" if acc.install.openai and not acc.install.huma else "huma"
+    ]
     engine_checks = [engine_check(acc, engine) for engine in used]
     engine = next((c for c in engine_checks if c.state != "ok"), None)
     if engine is None:

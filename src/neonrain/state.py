@@ -1,6 +1,6 @@
 """What the running app shares between requests: settings, database, keys, limiters, and the
-long-lived clients the lifespan creates and closes (chat hub, Discord and HUMA REST clients,
-scraper)."""
+long-lived clients the lifespan creates and closes (chat hub, Discord and HUMA REST clients, the
+HTTP client of model calls, scraper)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,11 @@ from neonrain.db.changes import ConfigChangeNotifier
 from neonrain.discord_link.channels import ChannelCache
 
 if TYPE_CHECKING:
+    import httpx2
+
     from neonrain.chat.hub import ChatHub
     from neonrain.discord_link.client import DiscordRestClient
+    from neonrain.engines.service import InstallEngines
     from neonrain.huma import HumaRestClient
     from neonrain.websites.scraper import Scraper
 
@@ -37,6 +40,8 @@ class AppState:
     cipher: TokenCipher
     notifier: ConfigChangeNotifier
     internal_api_key: str
+    #: The engines the install offers every account (HUMA key, the operator's OpenAI endpoint).
+    install_engines: InstallEngines
     clerk: ClerkVerifier | None = None
     login_failures_by_email: SlidingWindowLimiter = field(
         default_factory=lambda: SlidingWindowLimiter(limit=10, window_seconds=15 * 60)
@@ -56,6 +61,8 @@ class AppState:
     discord_rest: DiscordRestClient = field(init=False)
     #: One HTTP client for every web-chat agent (``None`` without ``HUMA_API_KEY``).
     huma_rest: HumaRestClient | None = field(init=False, default=None)
+    #: One connection pool for the app's calls to OpenAI-compatible models (web chat, tests).
+    model_http: httpx2.AsyncClient = field(init=False)
     #: The website scraper, when this process runs it.
     scraper: Scraper | None = field(init=False, default=None)
 

@@ -338,6 +338,10 @@ async def test_status_without_anything(client: httpx.AsyncClient, user: ApiUser)
                 },
             ],
         },
+        "engines": {
+            "huma": {"available": False},
+            "openai": {"available": False, "state": None, "detail": ""},
+        },
     }
 
 

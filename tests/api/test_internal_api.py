@@ -165,8 +165,9 @@ async def test_tokens_has_the_seed_shape(
     assert [t["userId"] for t in body["tokens"]] == [connected.id]
     assert third.id not in response.text and other_user.id not in response.text
     (entry,) = body["tokens"]
-    assert set(entry) == {"discordToken", "userId", "servers"}
+    assert set(entry) == {"discordToken", "userId", "openai", "servers"}
     assert entry["discordToken"] == BOT_TOKEN
+    assert entry["openai"] is None  # neither an engine of its own nor the install's
     by_guild = {s["guildId"]: s for s in entry["servers"]}
     assert by_guild[str(world.guild1.id)] == {
         "serverId": active["serverId"],

@@ -28,9 +28,9 @@ from tests.conftest import ApiUser, assert_error
 
 CONFIG_FIELDS = {
     "id", "serverId", "guildId", "guildName", "guildIconUrl", "botName", "botActive",
-    "personality", "rules", "information", "messagesSentCount", "messagesReceivedCount",
+    "personality", "rules", "information", "engine", "messagesSentCount", "messagesReceivedCount",
     "lastMessageSentAt", "lastMessageReceivedAt", "websiteCount", "createdAt", "updatedAt",
-    "engine", "readiness",
+    "readiness",
     "channelMode", "channelIds", "replyMode", "maxRepliesPerHour", "minSecondsBetweenReplies",
 }  # fmt: skip
 

@@ -224,3 +224,107 @@ def test_retry_after_forms() -> None:
     for nonsense in ("soon", "-1", "nan", "inf"):
         assert retry_after_seconds({"retry-after": nonsense}) is None
     assert retry_after_seconds({}) is None
+
+
+async def test_nothing_from_the_process_environment_reaches_the_endpoint(
+    fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SDK would add the operator's OpenAI organisation, project and custom headers to every
+    request; an endpoint (often an account's own provider) must get none of them."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-operator-own-key")
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-operator")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-operator")
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", "sk-admin-operator")
+    monkeypatch.setenv(
+        "OPENAI_CUSTOM_HEADERS", "X-Operator-Secret: s3cret\nAuthorization: Bearer sk-ambient"
+    )
+    for api_key in (API_KEY, None):
+        fake.api_key = api_key  # a local server needs none
+        shared = new_http_client()
+        for http in (None, shared):
+            client = client_for(fake, api_key=api_key, http_client=http)
+            try:
+                await client.complete(HELLO)
+                await client.probe()
+            finally:
+                await client.aclose()
+        await shared.aclose()
+    assert len(fake.chat_requests) == 8
+    for request in fake.chat_requests:
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        assert "openai-organization" not in headers and "openai-project" not in headers
+        assert "x-operator-secret" not in headers
+        assert request.bearer in (API_KEY, "no-api-key")
+        assert "operator" not in repr(request.headers) and "ambient" not in repr(request.headers)
+
+
+async def test_a_redirect_is_not_followed() -> None:
+    """An endpoint that redirects could bounce the request (and its answer) to an address the
+    configuration check never saw: the call fails instead."""
+    from aiohttp import web
+
+    hits: list[str] = []
+
+    async def redirect(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        raise web.HTTPTemporaryRedirect("http://127.0.0.1:9/v1/chat/completions")
+
+    port = free_port()
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", redirect)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    http = new_http_client()
+    try:
+        for shared in (None, http):
+            endpoint = OpenAIEndpoint(f"http://127.0.0.1:{port}/v1", MODEL)
+            client = ModelClient(endpoint, retries=0, http_client=shared)
+            try:
+                with pytest.raises(EngineUnavailableError) as caught:
+                    await client.probe()
+            finally:
+                await client.aclose()
+            assert caught.value.status == 307 and caught.value.code == "refused"
+    finally:
+        await http.aclose()
+        await runner.cleanup()
+    assert hits == ["/v1/chat/completions"] * 2
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        ("text/html", "<html><body>Welcome to my blog</body></html>"),
+        ("application/json", "{not json"),
+        ("application/json", '{"choices": [{"message": "hi"}]}'),
+        ("application/json", '{"choices": "none"}'),
+        ("application/json", '{"object": "list", "data": []}'),
+    ],
+)
+async def test_an_answer_that_is_not_a_completion_is_a_bad_response(
+    answer: tuple[str, str],
+) -> None:
+    """A base URL that points at something else (a web page, another API) is an engine error,
+    never an unexpected exception."""
+    from aiohttp import web
+
+    content_type, body = answer
+
+    async def reply(request: web.Request) -> web.Response:
+        return web.Response(text=body, content_type=content_type)
+
+    port = free_port()
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", reply)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    client = ModelClient(OpenAIEndpoint(f"http://127.0.0.1:{port}/v1", MODEL), retries=0)
+    try:
+        with pytest.raises(EngineUnavailableError) as caught:
+            await client.complete(HELLO)
+    finally:
+        await client.aclose()
+        await runner.cleanup()
+    assert caught.value.code == "bad_response"

@@ -1,13 +1,24 @@
-"""Live web-chat conversations: one HUMA agent session per open conversation.
+"""Live web-chat conversations: one agent per open conversation, of the engine its server's
+configuration chooses.
 
-A :class:`Room` is an open conversation: the WebSockets showing it (usually one pane) and the
-:class:`~neonrain.huma.AgentSession` serving it. The room is the session's ``ToolHost`` (the agent's
-``send_message`` stores the reply, then sends it to every socket) and ``SessionListener`` (the agent
-id is stored on the conversation to be reused while it lives; a canceled reply hides the typing
-indicator). The server's configuration is re-read from the database on every message; a change of
-bot name or server name (``agent_identity``) replaces the agent. When the last socket of a room
-closes, the agent connection is released (the agent is kept for a reconnecting pane); deleting the
-conversation deletes the agent.
+A :class:`Room` is an open conversation: the WebSockets showing it (usually one pane) and the agent
+serving it. The room is the agent's ``ToolHost`` (the agent's ``send_message`` stores the reply,
+then sends it to every socket). The server's configuration — its engine included — is re-read
+from the database on every message.
+
+* **HUMA** (``engine: "huma"``): an :class:`~neonrain.huma.AgentSession`, whose
+  ``SessionListener`` the room is too (the agent id is stored on the conversation to be reused
+  while it lives; a canceled reply hides the typing indicator). A change of bot name or server
+  name (``agent_identity``) replaces the agent. When the last socket of a room closes, the agent
+  connection is released (the agent is kept for a reconnecting pane); deleting the conversation
+  deletes the agent.
+* **An OpenAI-compatible model** (``engine: "openai"``): an
+  :class:`~neonrain.openai_engine.OpenAIAgent` for the account's own endpoint, else the install's
+  (read on every message: new credentials make a new agent). The room is its
+  ``ConversationSource`` — the conversation's stored messages are the history — and
+  :class:`ModelEvents` its listener: a failed turn (a refused key, a timeout) shows the pane
+  ``AGENT_UNAVAILABLE`` with the reason. There is nothing remote to create or delete; all agents
+  share the app's HTTP client for model calls.
 """
 
 from __future__ import annotations
@@ -19,13 +30,17 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from neonrain.chat import service
 from neonrain.chat.models import ChatMessage
+from neonrain.crypto import TokenCipher
 from neonrain.db.base import utcnow
+from neonrain.engines import service as engines_service
+from neonrain.engines.service import NO_ENGINES, InstallEngines, ResolvedEndpoint
+from neonrain.errors import ApiError
 from neonrain.huma import (
     AgentSession,
     ConnectionState,
@@ -43,6 +58,11 @@ from neonrain.huma import (
     join_history,
     webchat_agent_name,
 )
+from neonrain.huma.prompt import ChannelRef
+from neonrain.openai_engine import ChatLine, EngineError, EngineListener, OpenAIAgent
+
+if TYPE_CHECKING:
+    import httpx2
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +79,32 @@ NO_SERVER_ERROR: Final = {
 
 @dataclass(frozen=True)
 class ChatAgentSettings:
-    """How the web chat reaches HUMA (``huma_api_key`` None: agents are not available)."""
+    """How the web chat reaches HUMA (``huma_api_key`` None: HUMA agents are not available), and
+    the install's engines (its OpenAI-compatible endpoint; the address rule for accounts' own)."""
 
     huma_api_url: str
     huma_api_key: str | None
     typing_wpm: float
+    engines: InstallEngines = NO_ENGINES
+
+
+def model_failure(error: EngineError) -> str:
+    """What the pane says when the model failed a turn (the provider's message, without the
+    key)."""
+    if error.code == "unauthorized":
+        return (
+            f"The model provider refused the credentials: {error} Update them in Settings → "
+            "Agent engine. Your message is saved."
+        )
+    if error.code == "timeout":
+        return (
+            f"The model did not answer in time ({error}). Your message is saved; send another "
+            "message to try again."
+        )
+    return (
+        f"The model could not answer ({error}). Your message is saved; send another message "
+        "to try again."
+    )
 
 
 #: Sends one frame ``{"type": ..., "data": ...}`` to a client; must not raise.
@@ -112,6 +153,10 @@ class Room(SessionListener):
         self.stored_expires_at = agent_expires_at
         self.bot_name = "Assistant"
         self.channel_id = f"webchat-{conversation_id}"
+        #: The configuration as of the latest message (the model agent reads it at each turn).
+        self.config = ServerConfig(bot_name=self.bot_name, server_name="")
+        self.model: OpenAIAgent | None = None
+        self.model_endpoint: ResolvedEndpoint | None = None
         self._lock = asyncio.Lock()
         self.closed = False
         self.typing = False  # so that a tab opened mid-reply shows the indicator too
@@ -140,18 +185,27 @@ class Room(SessionListener):
     # -- what clients do
 
     async def handle_message(self, client: Client, content: str, sender_name: str | None) -> None:
-        """Store the user's message, echo it, and hand it to the agent."""
+        """Store the user's message, echo it, and hand it to the server's agent."""
         async with self._lock:
             hub = self.hub
+            resolved: ResolvedEndpoint | None = None
+            lines: list[str] = []
             async with hub.sessionmaker() as db:
-                config = await service.load_server_config(db, self.user_id, self.server_id)
-                if config is None:
+                entry = await service.load_server_entry(db, self.user_id, self.server_id)
+                if entry is None:
                     await self.error(client, NO_SERVER_ERROR["code"], NO_SERVER_ERROR["message"])
                     return
                 stored = await service.store_message(
                     db, self.conversation_id, "user", content, sender_name
                 )
-                lines = self._history_lines(await service.history(db, self.conversation_id))
+                if entry.engine == "openai":
+                    resolved = await engines_service.resolve_openai(
+                        db, hub.cipher, hub.agents.engines, self.user_id
+                    )
+                else:
+                    lines = self._history_lines(await service.history(db, self.conversation_id))
+            config = entry.agent
+            self.config = config
             self.bot_name = config.bot_name
             await self.broadcast(
                 "chat:message", service.message_out(stored.message).model_dump(by_alias=True)
@@ -159,42 +213,115 @@ class Room(SessionListener):
             if stored.group_title is not None:  # every open pane of the chat shows the title
                 for room in self.hub.rooms_of_group(self.group_id):
                     await room.broadcast("chat:title-updated", {"title": stored.group_title})
-            settings = hub.agents
-            if not settings.huma_api_url or not settings.huma_api_key:
-                await self.error(
-                    client,
-                    "AGENT_UNAVAILABLE",
-                    "The agent is not available: HUMA is not configured on this Neonrain "
-                    "installation. Your message is saved.",
-                )
-                return
-            author = sender_name or self.user_name
-            context = build_webchat_context(
-                config, conversation_id=self.conversation_id, history=lines
+            if entry.engine == "openai":
+                if self.session is not None:  # the server switched engines
+                    await self._close_huma(delete_agent=False)
+                await self._answer_with_model(client, resolved)
+            else:
+                await self._close_model()
+                await self._answer_with_huma(client, config, lines, content, sender_name)
+
+    async def _answer_with_huma(
+        self,
+        client: Client,
+        config: ServerConfig,
+        lines: list[str],
+        content: str,
+        sender_name: str | None,
+    ) -> None:
+        settings = self.hub.agents
+        if not settings.huma_api_url or not settings.huma_api_key:
+            await self.error(
+                client,
+                "AGENT_UNAVAILABLE",
+                "The agent is not available: HUMA is not configured on this Neonrain "
+                "installation. Your message is saved.",
             )
-            description = describe_new_message(author, CHANNEL_NAME, content)
+            return
+        author = sender_name or self.user_name
+        context = build_webchat_context(config, conversation_id=self.conversation_id, history=lines)
+        description = describe_new_message(author, CHANNEL_NAME, content)
+        try:
+            session = await self._ensure_session(
+                config, settings.huma_api_url, settings.huma_api_key, settings.typing_wpm
+            )
+            delivered = await session.send_context(context, description)
+        except HumaError as exc:
+            log.warning(
+                "web chat agent unavailable conversation_id=%s error=%s",
+                self.conversation_id,
+                type(exc).__name__,
+            )
+            delivered = False
+        if not delivered:
+            await self.error(
+                client,
+                "AGENT_UNAVAILABLE",
+                "The agent cannot be reached right now. Your message is saved; it will be "
+                "answered when the agent is back.",
+            )
+
+    async def _answer_with_model(self, client: Client, resolved: ResolvedEndpoint | None) -> None:
+        if resolved is None:
+            await self.error(
+                client,
+                "AGENT_UNAVAILABLE",
+                "This server is answered by an OpenAI-compatible model, and none is set up: add "
+                "yours in Settings → Agent engine. Your message is saved.",
+            )
+            return
+        try:
+            agent = await self._ensure_model(resolved)
+        except ApiError as exc:  # the account's endpoint no longer passes the address check
+            await self.error(client, "AGENT_UNAVAILABLE", f"{exc.message} Your message is saved.")
+            return
+        if agent.state == "error":  # the same credentials were refused before
+            await self.error(
+                client,
+                "AGENT_UNAVAILABLE",
+                f"The model provider refused the credentials: {agent.error} Update them in "
+                "Settings → Agent engine. Your message is saved.",
+            )
+            return
+        agent.message(self.channel_id)
+
+    async def _ensure_model(self, resolved: ResolvedEndpoint) -> OpenAIAgent:
+        """The model agent for ``resolved``; a new one when the endpoint changed."""
+        if self.model is not None and self.model_endpoint == resolved:
+            return self.model
+        await self._close_model()
+        if resolved.source == "account":
+            await engines_service.check_base_url(
+                resolved.endpoint.base_url,
+                allow_private=self.hub.agents.engines.allow_private_urls,
+            )
+        self.model = OpenAIAgent(
+            endpoint=engines_service.model_endpoint(resolved.endpoint),
+            host=self,
+            source=self,
+            platform="webchat",
+            listener=ModelEvents(self, resolved),
+            typing_wpm=self.hub.agents.typing_wpm,
+            http_client=self.hub.model_http,
+            log_fields=f"conversation_id={self.conversation_id} source={resolved.source}",
+        )
+        self.model_endpoint = resolved
+        return self.model
+
+    async def _close_model(self) -> None:
+        model, self.model, self.model_endpoint = self.model, None, None
+        if model is not None:
             try:
-                session = await self._ensure_session(
-                    config, settings.huma_api_url, settings.huma_api_key, settings.typing_wpm
-                )
-                delivered = await session.send_context(context, description)
-            except HumaError as exc:
-                log.warning(
-                    "web chat agent unavailable conversation_id=%s error=%s",
-                    self.conversation_id,
-                    type(exc).__name__,
-                )
-                delivered = False
-            if not delivered:
-                await self.error(
-                    client,
-                    "AGENT_UNAVAILABLE",
-                    "The agent cannot be reached right now. Your message is saved; it will be "
-                    "answered when the agent is back.",
+                await model.close()
+            except Exception:
+                log.exception(
+                    "web chat model agent close failed conversation_id=%s", self.conversation_id
                 )
 
     async def cancel(self) -> bool:
         """The Stop button: cancel the reply being typed."""
+        if self.model is not None:
+            return await self.model.cancel_pending()
         session = self.session
         if session is None:
             return False
@@ -245,6 +372,12 @@ class Room(SessionListener):
         return self.session
 
     async def close_session(self, *, delete_agent: bool) -> None:
+        """Let go of the room's agent, whichever engine it is (``delete_agent``: HUMA's too)."""
+        self.typing = False
+        await self._close_model()
+        await self._close_huma(delete_agent=delete_agent)
+
+    async def _close_huma(self, *, delete_agent: bool) -> None:
         session, self.session = self.session, None
         self.typing = False
         if session is not None:
@@ -275,6 +408,8 @@ class Room(SessionListener):
 
     async def message_sent(self, channel_id: str, text: str) -> Mapping[str, Any] | None:
         await self.set_typing(False)
+        if self.session is None:  # the model agent reads the history anew at its next turn
+            return None
         async with self.hub.sessionmaker() as db:
             lines = self._history_lines(await service.history(db, self.conversation_id))
         return {
@@ -287,6 +422,32 @@ class Room(SessionListener):
 
     async def fetch_channel_messages(self, channel_id: str, limit: int) -> FetchedMessages:
         raise ToolError("fetch_channel_messages is not available in web chat")
+
+    # -- ConversationSource (the model agent)
+
+    def agent_config(self) -> ServerConfig:
+        return self.config
+
+    def channel_name(self, channel_id: str) -> str:
+        return CHANNEL_NAME
+
+    def channels(self) -> Sequence[ChannelRef]:
+        return ()
+
+    async def recent_lines(self, channel_id: str, limit: int) -> Sequence[ChatLine]:
+        async with self.hub.sessionmaker() as db:
+            messages = await service.history(db, self.conversation_id)
+        return [
+            ChatLine(
+                author=(m.sender_name or self.bot_name)
+                if m.role == "assistant"
+                else (m.sender_name or self.user_name),
+                content=m.content,
+                timestamp=m.created_at,
+                from_agent=m.role == "assistant",
+            )
+            for m in messages[-limit:]
+        ]
 
     # -- SessionListener
 
@@ -311,19 +472,51 @@ class Room(SessionListener):
         await self.set_typing(False)
 
 
+class ModelEvents(EngineListener):
+    """What a room's model agent tells it: a canceled reply hides the typing indicator, a failed
+    turn is shown to every pane, and a refused key of the account's own endpoint is kept as its
+    state (the dashboard shows it)."""
+
+    def __init__(self, room: Room, resolved: ResolvedEndpoint) -> None:
+        self.room = room
+        self.resolved = resolved
+
+    async def state_changed(self, state: str, detail: str | None) -> None:
+        if state != "error" or self.resolved.source != "account":
+            return
+        room = self.room
+        async with room.hub.sessionmaker() as db:
+            await engines_service.record_state(
+                db, room.hub.cipher, room.user_id, self.resolved.endpoint, "error", detail or ""
+            )
+
+    async def pending_canceled(self, tool_call_id: str, channel_id: str, reason: str) -> None:
+        await self.room.set_typing(False)
+
+    async def turn_failed(self, channel_id: str, error: EngineError) -> None:
+        await self.room.set_typing(False)
+        await self.room.error(None, "AGENT_UNAVAILABLE", model_failure(error))
+
+
 class ChatHub:
-    """Every open conversation of this process. ``huma_rest`` is the one HTTP client all chat
-    agents share (``None`` when HUMA is not configured)."""
+    """Every open conversation of this process. ``huma_rest`` is the one HTTP client all HUMA
+    chat agents share (``None`` when HUMA is not configured), ``model_http`` the one of the model
+    agents; ``cipher`` decrypts an account's own model key."""
 
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         agents: ChatAgentSettings,
         huma_rest: HumaRestClient | None,
+        *,
+        cipher: TokenCipher,
+        model_http: httpx2.AsyncClient | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.agents = agents
         self.huma_rest = huma_rest
+        self.cipher = cipher
+        self.model_http = model_http
         self.rooms: dict[str, Room] = {}
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -376,8 +569,10 @@ class ChatHub:
                 for client in list(room.clients):
                     await client.close(close_code)
                 room.clients.clear()
-                if room.session is not None:
+                had_session = room.session is not None
+                if had_session or room.model is not None:
                     self._spawn(room.close_session(delete_agent=True))
+                if had_session:
                     continue
             if agent_id:
                 orphans.append(agent_id)

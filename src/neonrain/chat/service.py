@@ -29,7 +29,7 @@ from neonrain.chat.schemas import (
     MessagePage,
     PersonaOut,
 )
-from neonrain.contract import ServerConfig
+from neonrain.contract import ServerConfig, ServerEntry
 from neonrain.db.base import iso
 from neonrain.errors import ApiError
 from neonrain.huma.prompt import cut
@@ -408,12 +408,20 @@ async def get_conversation(
     return row[0], row[1]
 
 
+async def load_server_entry(
+    db: AsyncSession, user_id: str, server_id: str | None
+) -> ServerEntry | None:
+    """The user's current configuration of the server (its engine, and as the agent sees it:
+    texts and websites' newest successful scrapes), read fresh; ``None`` when it no longer
+    exists."""
+    return await servers_service.server_entry(db, user_id, server_id)
+
+
 async def load_server_config(
     db: AsyncSession, user_id: str, server_id: str | None
 ) -> ServerConfig | None:
-    """The user's current configuration of the server, as the agent sees it (texts and websites'
-    newest successful scrapes), read fresh; ``None`` when it no longer exists."""
-    entry = await servers_service.server_entry(db, user_id, server_id)
+    """The configuration as the agent sees it (:func:`load_server_entry`)."""
+    entry = await load_server_entry(db, user_id, server_id)
     return entry.agent if entry is not None else None
 
 

@@ -42,7 +42,7 @@ async def guilds(identity: CurrentIdentity, db: Db, state: State) -> GuildList:
 
 @router.get("/status", response_model=StatusOut)
 async def discord_status(identity: ReadingIdentity, db: ReadDb, state: State) -> StatusOut:
-    return await flows.discord_status(db, state.settings, identity.user)
+    return await flows.discord_status(db, state.install_engines, identity.user)
 
 
 # The seed's deprecated endpoints (its Phase 4 end state: removed).

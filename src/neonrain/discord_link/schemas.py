@@ -8,6 +8,7 @@ from pydantic import Field
 
 from neonrain.api_types import ApiModel, ReadinessOut, RequestBody
 from neonrain.contract import WorkerState
+from neonrain.engines.schemas import EnginesStatus
 
 
 class ConnectBody(RequestBody):
@@ -63,3 +64,5 @@ class StatusOut(ApiModel):
     worker: WorkerOut
     #: The account-level checks: token, gateway, intent, engine.
     readiness: ReadinessOut
+    #: The agent engines available to the account and the model engine's last known state.
+    engines: EnginesStatus

@@ -59,6 +59,7 @@ async def tokens(
         service.TokensRequest(shard=shard, shards=shards, since=since),
         if_none_match=if_none_match,
         wait=wait,
+        engines=state.install_engines,
     )
     headers = {"ETag": answer.etag, "Cache-Control": "no-store"}
     if answer.body is None:

@@ -3,8 +3,9 @@ with ETags, ``since`` deltas and long-polling. Reports coming back from the work
 their domains (``servers.reports``, ``discord_link.service``).
 
 ``tokens`` costs a constant number of SQL queries whatever the number of accounts: one for the
-generation, one for the accounts, one for their configurations and one for their websites' newest
-successful content (window function), plus two for removals in a delta answer.
+generation, one for the accounts (with their own model endpoints, joined), one for their
+configurations and one for their websites' newest successful content (window function), plus two
+for removals in a delta answer.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 
 from neonrain.accounts.models import User
-from neonrain.contract import TOKEN_ENTRY_KEYS, WEBSITE_ENTRY_KEYS
+from neonrain.contract import TOKEN_ENTRY_KEYS, WEBSITE_ENTRY_KEYS, TokenEntry
 from neonrain.crypto import TokenCipher, TokenDecryptionError
 from neonrain.db.base import iso
 from neonrain.db.changes import ConfigChangeNotifier, ConfigRemoval, current_generation
+from neonrain.engines import service as engines_service
+from neonrain.engines.service import NO_ENGINES, InstallEngines
 from neonrain.servers import service as servers_service
 from neonrain.servers.models import UserServerConfig
 from neonrain.sharding import in_shard
@@ -34,6 +37,8 @@ from neonrain.websites import service as websites_service
 log = logging.getLogger(__name__)
 
 MAX_WAIT_SECONDS = 30.0
+#: A token entry's model endpoint (``openai``), written after ``TOKEN_ENTRY_KEYS``.
+OPENAI_KEY = TokenEntry.wire_names()["openai"]
 
 
 # ------------------------------------------------------------------------------------ tokens
@@ -85,8 +90,10 @@ async def tokens(
     *,
     if_none_match: str | None,
     wait: float,
+    engines: InstallEngines = NO_ENGINES,
 ) -> TokensAnswer:
     """The tokens answer; when the caller is up to date, hold up to ``wait`` seconds for a change.
+    ``engines`` gives the install's model endpoint, for accounts without their own.
 
     No database connection is held while waiting. The waiter subscribes to the notifier *before*
     the generation is read, so a change committed in between still wakes it.
@@ -95,7 +102,7 @@ async def tokens(
     deadline = loop.time() + min(max(wait, 0.0), MAX_WAIT_SECONDS)
     if not if_none_match and (request.since is None or wait <= 0):
         # Nothing to compare with: build at once (the build reads the generation itself).
-        return await _build_answer(sessionmaker, cipher, request)
+        return await _build_answer(sessionmaker, cipher, request, engines)
     while True:
         remaining = deadline - loop.time()
         waiter = asyncio.ensure_future(notifier.wait(remaining)) if remaining > 0 else None
@@ -115,14 +122,17 @@ async def tokens(
                 waiter.cancel()
     if etag_matches(if_none_match, etag):
         return TokensAnswer(etag=etag, body=None)
-    return await _build_answer(sessionmaker, cipher, request)
+    return await _build_answer(sessionmaker, cipher, request, engines)
 
 
 async def _build_answer(
-    sessionmaker: async_sessionmaker[AsyncSession], cipher: TokenCipher, request: TokensRequest
+    sessionmaker: async_sessionmaker[AsyncSession],
+    cipher: TokenCipher,
+    request: TokensRequest,
+    engines: InstallEngines,
 ) -> TokensAnswer:
     async with sessionmaker() as session:
-        payload = await read_tokens_payload(session, cipher, request)
+        payload = await read_tokens_payload(session, cipher, request, engines)
     return TokensAnswer(
         etag=request.etag(payload.generation), body=payload.encode(sessionmaker, CHUNK_BYTES)
     )
@@ -238,7 +248,10 @@ def _website(content: websites_service.WebsiteContent) -> dict[str, Any]:
 
 
 async def read_tokens_payload(
-    session: AsyncSession, cipher: TokenCipher, request: TokensRequest
+    session: AsyncSession,
+    cipher: TokenCipher,
+    request: TokensRequest,
+    engines: InstallEngines = NO_ENGINES,
 ) -> TokensPayload:
     """Everything of the answer but the websites' Markdown, in at most five queries."""
     # The generation first: everything read afterwards is at least that new, so a worker that
@@ -249,26 +262,23 @@ async def read_tokens_payload(
     wanted: ColumnElement[bool] = User.discord_token.is_not(None)
     if request.since is not None:
         wanted = wanted & (User.config_generation > request.since)
-    users = [
-        (user_id, ciphertext)
-        for user_id, ciphertext in (
-            await session.execute(
-                select(User.id, User.discord_token).where(wanted).order_by(User.id)
-            )
-        ).all()
-        if request.wants(user_id)
-    ]
+    accounts = engines_service.with_account_endpoints(
+        select(User.id, User.discord_token).where(wanted).order_by(User.id), User.id
+    )
+    users = [row for row in (await session.execute(accounts)).all() if request.wants(row[0])]
     removed = await _removed_users(session, request) if request.since is not None else []
 
     entries: dict[str, tuple[dict[str, Any], list[str]]] = {}
-    for user_id, ciphertext in users:
+    for user_id, ciphertext, *endpoint in users:
         try:
             token = cipher.decrypt(ciphertext or "")
         except TokenDecryptionError:
             log.warning("skipping user %s: stored Discord token cannot be decrypted", user_id)
             removed.append(user_id)
             continue
-        entries[user_id] = (dict(zip(TOKEN_ENTRY_KEYS, (token, user_id), strict=True)), [])
+        head = dict(zip(TOKEN_ENTRY_KEYS, (token, user_id), strict=True))
+        head[OPENAI_KEY] = engines_service.token_openai(cipher, engines, user_id, *endpoint)
+        entries[user_id] = (head, [])
 
     configs_of: ColumnElement[bool]
     if request.sharded or request.since is not None:

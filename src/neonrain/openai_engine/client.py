@@ -191,8 +191,35 @@ def provider_message(exc: openai.APIStatusError, api_key: str | None) -> str:
 
 def new_http_client() -> httpx2.AsyncClient:
     """An HTTP client to share between many :class:`ModelClient` (one connection pool per
-    process); the caller closes it."""
-    return openai.DefaultAsyncHttpxClient()
+    process); the caller closes it.
+
+    It follows no redirects: an endpoint is checked where it was configured (an account's must be
+    a public address), and a redirect could send the request — and the answer, shown to the user
+    as the provider's message — somewhere that check never saw. A model server that redirects is
+    reported as refusing the call (``HTTP 3xx``)."""
+    return openai.DefaultAsyncHttpxClient(follow_redirects=False)
+
+
+def _forget_environment(sdk: openai.AsyncOpenAI) -> None:
+    """Drop what the SDK took from the process environment besides the key it was given.
+
+    ``AsyncOpenAI`` reads ``OPENAI_ORG_ID``, ``OPENAI_PROJECT_ID``, ``OPENAI_ADMIN_KEY`` and the
+    headers of ``OPENAI_CUSTOM_HEADERS`` when they are not passed. They belong to whoever runs the
+    process, and an endpoint here is often someone else's (an account's own provider): none of
+    them may reach it. The SDK has no switch for this, so its attributes are reset (pinned by
+    ``tests/openai_engine/test_client.py``)."""
+    sdk.organization = None
+    sdk.project = None
+    sdk.admin_api_key = None
+    sdk._custom_headers = {}
+    sdk._ambient_authorizations = frozenset()
+
+
+def _not_a_completion() -> EngineUnavailableError:
+    return EngineUnavailableError(
+        "the model server's answer is not a chat completion (is the base URL right?)",
+        code="bad_response",
+    )
 
 
 def _reply(completion: Any) -> ModelReply:
@@ -255,8 +282,9 @@ class ModelClient:
             api_key=endpoint.api_key or NO_API_KEY,
             timeout=timeout,
             max_retries=0,
-            http_client=http_client,
+            http_client=http_client or new_http_client(),
         )
+        _forget_environment(self._sdk)
 
     async def complete(
         self,
@@ -335,7 +363,14 @@ class ModelClient:
                 code="connection",
                 retryable=True,
             ) from exc
-        return _reply(completion)
+        except (openai.APIError, ValueError) as exc:  # e.g. a body that is not JSON
+            raise _not_a_completion() from exc
+        try:
+            return _reply(completion)
+        except EngineError:
+            raise
+        except (AttributeError, TypeError, ValueError, IndexError, KeyError) as exc:
+            raise _not_a_completion() from exc
 
     async def probe(self) -> tuple[str, float]:
         """One minimal completion (no retries): the model that answered and the latency in ms.

@@ -27,7 +27,7 @@ router = APIRouter(prefix="/api/servers", tags=["servers"])
 
 @router.get("", response_model=ServerList)
 async def list_servers(identity: ReadingIdentity, db: ReadDb, state: State) -> ServerList:
-    return ServerList(servers=await flows.list_servers(db, state.settings, identity.user))
+    return ServerList(servers=await flows.list_servers(db, state.install_engines, identity.user))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ServerConfigOut)
@@ -35,16 +35,16 @@ async def add_server(
     body: AddServerBody, identity: CurrentIdentity, db: Db, state: State
 ) -> ServerConfigOut:
     config = await service.add_server(
-        db, state.cipher, state.discord_rest, identity.user, body.guild_id
+        db, state.cipher, state.discord_rest, state.install_engines, identity.user, body.guild_id
     )
-    return await flows.readiness_of(db, state.settings, identity.user, config)
+    return await flows.readiness_of(db, state.install_engines, identity.user, config)
 
 
 @router.get("/{server_id}", response_model=ServerDetail)
 async def get_server(
     server_id: str, identity: ReadingIdentity, db: ReadDb, state: State
 ) -> ServerDetail:
-    return await flows.server_detail(db, state.settings, identity.user, server_id)
+    return await flows.server_detail(db, state.install_engines, identity.user, server_id)
 
 
 @router.put("/{server_id}", response_model=ServerConfigOut)
@@ -52,9 +52,15 @@ async def update_server(
     server_id: str, body: UpdateServerBody, identity: CurrentIdentity, db: Db, state: State
 ) -> ServerConfigOut:
     config = await service.update_config(
-        db, state.cipher, state.discord_rest, identity.user, server_id, body.changes()
+        db,
+        state.cipher,
+        state.discord_rest,
+        state.install_engines,
+        identity.user,
+        server_id,
+        body.changes(),
     )
-    return await flows.readiness_of(db, state.settings, identity.user, config)
+    return await flows.readiness_of(db, state.install_engines, identity.user, config)
 
 
 @router.delete("/{server_id}", status_code=status.HTTP_204_NO_CONTENT)

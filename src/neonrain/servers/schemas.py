@@ -62,6 +62,8 @@ class UpdateServerBody(PatchBody):
     reply_mode: ReplyMode | None = None
     max_replies_per_hour: RepliesPerHour | None = None
     min_seconds_between_replies: SecondsBetweenReplies | None = None
+    #: Which agent engine answers here; it must be available to the account (409 otherwise).
+    engine: Engine | None = None
 
 
 class ServerConfigOut(ApiModel):

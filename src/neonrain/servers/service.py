@@ -34,6 +34,8 @@ from neonrain.discord_link import service as discord_service
 from neonrain.discord_link.channels import BotChannel, ChannelCache
 from neonrain.discord_link.client import DiscordRestClient, PartialGuild, guild_icon_url
 from neonrain.discord_link.schemas import GuildOut
+from neonrain.engines import service as engines_service
+from neonrain.engines.service import InstallEngines
 from neonrain.errors import ApiError
 from neonrain.servers.models import (
     CONFIGURATION_ORDER,
@@ -55,7 +57,7 @@ from neonrain.websites.models import ServerWebsite
 
 NOTHING_TO_UPDATE = (
     "Send at least one of botName, personality, rules, information, botActive, channelMode, "
-    "channelIds, replyMode, maxRepliesPerHour, minSecondsBetweenReplies."
+    "channelIds, replyMode, maxRepliesPerHour, minSecondsBetweenReplies, engine."
 )
 
 
@@ -182,11 +184,12 @@ async def add_server(
     session: AsyncSession,
     cipher: TokenCipher,
     discord: DiscordRestClient,
+    install: InstallEngines,
     user: User,
     guild_id: str,
 ) -> ServerConfigOut:
     """Add a configuration for a guild the user's bot is in (checked with Discord, whose name
-    for the guild is used)."""
+    for the guild is used), answered by the engine the account has by default."""
     discord_service.bot_token(cipher, user)  # 409 before anything else when not connected
     await _ensure_not_configured(session, user.id, guild_id)
     guild = await discord_service.fetch_bot_guild(session, cipher, discord, user, guild_id)
@@ -195,6 +198,7 @@ async def add_server(
         user_id=user.id,
         server_id=server.id,
         bot_name=(user.discord_bot_username or DEFAULT_BOT_NAME)[:BOT_NAME_MAX],
+        engine=await engines_service.default_engine(session, install, user.id),
         created_at=now_ms(),
     )
     config.updated_at = config.created_at
@@ -268,6 +272,7 @@ async def update_config(
     session: AsyncSession,
     cipher: TokenCipher,
     discord: DiscordRestClient,
+    install: InstallEngines,
     user: User,
     server_id: str,
     changes: dict[str, Any],
@@ -282,6 +287,9 @@ async def update_config(
     if "channel_ids" in changes:
         await _check_new_channels(session, cipher, discord, user, server_id, changes["channel_ids"])
     config, server = await get_config(session, user.id, server_id, for_update=True)
+    engine = changes.get("engine")
+    if engine in ("huma", "openai") and engine != config.engine:
+        await engines_service.require_available(session, install, user.id, engine)
     changed = False
     for name, value in changes.items():
         if getattr(config, name) != value:

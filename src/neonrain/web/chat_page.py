@@ -19,7 +19,7 @@ async def chat_page(request: Request, db: ReadDb, state: State) -> Response:
     identity = await identify(request, db, state)
     if identity is None:
         return login_redirect(request)
-    servers = await flows.list_servers(db, state.settings, identity.user)
+    servers = await flows.list_servers(db, state.install_engines, identity.user)
     return render_page(
         request,
         "chat.html",

@@ -163,11 +163,11 @@ async def _card_page(
     extra: dict[str, Any],
     status: int,
 ) -> Response:
-    settings = state_of(request).settings
+    install = state_of(request).install_engines
     if page == "/settings":
-        context, template = await settings_context(db, settings, identity), "settings.html"
+        context, template = await settings_context(db, install, identity), "settings.html"
     else:
-        context, template = await dashboard_context(db, settings, identity), "dashboard.html"
+        context, template = await dashboard_context(db, install, identity), "dashboard.html"
     context.update(extra)
     return render_page(request, template, context, identity=identity, status_code=status)
 

@@ -5,7 +5,8 @@ the signed-in user) and the small JS modules in ``static/js`` call the JSON API 
 regions (``data-live``) are refreshed by fetching the same page again and swapping them, so every
 piece of HTML comes from these templates, with Jinja2's autoescaping.
 
-The Discord token is never read here: only the bot's id, name and avatar are.
+The Discord token and an account's model key are never read here: only the bot's id, name and
+avatar, and whether a key is stored.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from neonrain.accounts.deps import (
     identify,
 )
 from neonrain.accounts.service import Identity
-from neonrain.config import Settings
 from neonrain.contract import (
     BOT_NAME_MAX,
+    ENGINE_API_KEY_MAX,
+    ENGINE_BASE_URL_MAX,
+    ENGINE_MODEL_MAX,
     INFORMATION_MAX,
     MAX_REPLIES_PER_HOUR_MAX,
     MIN_SECONDS_BETWEEN_REPLIES_MAX,
@@ -36,6 +39,8 @@ from neonrain.contract import (
 )
 from neonrain.discord_link import service as discord_service
 from neonrain.discord_link.schemas import StatusOut
+from neonrain.engines import service as engines_service
+from neonrain.engines.service import InstallEngines
 from neonrain.errors import ApiError
 from neonrain.servers import service as servers_service
 from neonrain.servers.schemas import ActionOut
@@ -231,15 +236,15 @@ async def dashboard(request: Request, db: ReadDb, state: State) -> Response:
     identity = await identify(request, db, state)
     if identity is None:
         return _login_redirect(request)
-    context = await dashboard_context(db, state.settings, identity)
+    context = await dashboard_context(db, state.install_engines, identity)
     return _render(request, "dashboard.html", context, identity=identity)
 
 
 async def dashboard_context(
-    db: AsyncSession, settings: Settings, identity: Identity
+    db: AsyncSession, install: InstallEngines, identity: Identity
 ) -> dict[str, Any]:
-    account = await flows.load_account(db, settings, identity.user)
-    status, servers = await flows.dashboard(db, settings, identity.user, account)
+    account = await flows.load_account(db, install, identity.user)
+    status, servers = await flows.dashboard(db, install, identity.user, account)
     sparklines = await _sparklines(db, identity.user.id)
     return {
         "title": "Dashboard",
@@ -261,13 +266,15 @@ async def server_page(request: Request, server_id: str, db: ReadDb, state: State
     identity = await identify(request, db, state)
     if identity is None:
         return _login_redirect(request)
-    account = await flows.load_account(db, state.settings, identity.user)
+    account = await flows.load_account(db, state.install_engines, identity.user)
     actions_filter = request.query_params.get("actions", "all")
     if actions_filter not in ACTION_FILTERS:
         actions_filter = "all"
     delivered = ACTION_FILTERS[actions_filter]
     try:
-        detail = await flows.server_detail(db, state.settings, identity.user, server_id, account)
+        detail = await flows.server_detail(
+            db, state.install_engines, identity.user, server_id, account
+        )
         stats = await servers_service.daily_stats(db, identity.user.id, server_id, CHART_DAYS)
         before = request.query_params.get("actionsBefore") or None
         try:
@@ -282,6 +289,7 @@ async def server_page(request: Request, server_id: str, db: ReadDb, state: State
             )
     except servers_service.ServerNotFound:
         return await not_found_page(request)
+    engine = await engines_service.engine_out(db, state.install_engines, identity.user.id)
     chart = views.daily_chart(
         [(d.date, d.messages_received, d.messages_sent) for d in stats.days],
         held_back=[d.messages_held_back for d in stats.days],
@@ -295,6 +303,7 @@ async def server_page(request: Request, server_id: str, db: ReadDb, state: State
         "next_cursor": page.next_cursor,
         "actions_filter": actions_filter,
         "activation_blocked": _can_activate(account),
+        "engine": engine,
         "limits": {
             "botName": BOT_NAME_MAX,
             "personality": PERSONALITY_MAX,
@@ -319,19 +328,26 @@ async def settings_page(request: Request, db: ReadDb, state: State) -> Response:
     identity = await identify(request, db, state)
     if identity is None:
         return _login_redirect(request)
-    context = await settings_context(db, state.settings, identity)
+    context = await settings_context(db, state.install_engines, identity)
     return _render(request, "settings.html", context, identity=identity)
 
 
 async def settings_context(
-    db: AsyncSession, settings: Settings, identity: Identity
+    db: AsyncSession, install: InstallEngines, identity: Identity
 ) -> dict[str, Any]:
-    status = await flows.discord_status(db, settings, identity.user)
+    status = await flows.discord_status(db, install, identity.user)
     return {
         "title": "Settings",
         "nav": "settings",
         **_discord_context(identity, status),
         "has_password": identity.user.password_hash is not None,
+        "engine": await engines_service.engine_out(db, install, identity.user.id),
+        "install_model": install.openai.model if install.openai is not None else None,
+        "limits": {
+            "baseUrl": ENGINE_BASE_URL_MAX,
+            "model": ENGINE_MODEL_MAX,
+            "apiKey": ENGINE_API_KEY_MAX,
+        },
     }
 
 

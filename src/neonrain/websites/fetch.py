@@ -19,6 +19,7 @@ string or credentials of the URL.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import ssl
@@ -331,9 +332,21 @@ class Fetcher:
         self.policy = policy or AddressPolicy(allow_private=allow_private)
         self.limits = limits or FetchLimits()
         self._resolver = resolver
-        # One TLS context for every fetch: loading the CA bundle is the expensive part.
-        self._ssl = verify or ssl.create_default_context()
+        self._verify = verify
         self._user_agent = user_agent
+
+    @functools.cached_property
+    def _ssl(self) -> ssl.SSLContext:
+        # One TLS context for every fetch: loading the CA bundle is the expensive part (and
+        # a fetcher that only checks addresses never pays it).
+        return self._verify or ssl.create_default_context()
+
+    async def check(self, url: str) -> None:
+        """Apply the rules of a fetch's first hop to ``url`` without sending anything: scheme,
+        port, and every address its host resolves to. Raises :class:`FetchError` (``refused``,
+        or ``dns`` when the host cannot be resolved). For other clients of a URL a user gives
+        (e.g. an account's model endpoint)."""
+        await self._check(_parse(url))
 
     async def fetch(self, url: str) -> FetchedPage:
         """GET ``url`` following up to ``max_redirects`` redirects; raises :class:`FetchError`."""

@@ -19,6 +19,37 @@ bindSwitches(document.getElementById("activation-card"), {
   onChanged: () => refreshNow(),
 });
 
+// ------------------------------------------------------------------ engine
+
+const engineChoice = document.getElementById("engine-choice");
+if (engineChoice) {
+  const engineStatus = document.getElementById("engine-choice-status");
+  const unavailable = document.getElementById("engine-unavailable");
+  const names = { huma: "HUMA", openai: "the OpenAI-compatible model" };
+  engineChoice.addEventListener("change", async (event) => {
+    const input = event.target.closest("input[name=engine]");
+    if (!input) return;
+    const previous = engineChoice.dataset.current;
+    const radios = [...engineChoice.querySelectorAll("input[name=engine]")];
+    const wasDisabled = radios.map((r) => r.disabled);
+    radios.forEach((r) => { r.disabled = true; });
+    say(engineStatus, "Switching…");
+    try {
+      const config = await api(base, { method: "PUT", body: { engine: input.value } });
+      engineChoice.dataset.current = config.engine;
+      if (unavailable) unavailable.hidden = true;
+      say(engineStatus, `${names[config.engine]} now answers in ${config.guildName}.`, "success");
+    } catch (error) {
+      const back = engineChoice.querySelector(`input[value="${CSS.escape(previous)}"]`);
+      if (back) back.checked = true;
+      say(engineStatus, error.message, "error");
+    } finally {
+      radios.forEach((r, i) => { r.disabled = wasDisabled[i]; });
+      (engineChoice.querySelector("input:checked") || input).focus();
+    }
+  });
+}
+
 // ------------------------------------------------------------------ configuration
 
 const form = document.getElementById("config-form");
