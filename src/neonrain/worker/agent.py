@@ -190,6 +190,7 @@ class GuildAgent(SessionListener):
         self.limiter = behaviour.ReplyLimiter()
         self._identity = _identity(config, openai)
         self._last_trigger: dict[str, Entry] = {}
+        self._answering: dict[str, Entry | None] = {}
         # The message whose update waits for HUMA to come back (only the newest is kept).
         self._kept_for_reconnect: int | None = None
         self._drafts: dict[str, list[str]] = {}
@@ -363,6 +364,9 @@ class GuildAgent(SessionListener):
 
     async def gate(self, channel_id: str, text: str) -> None:
         """Before a message is typed: the channel scope, the bot's permission, the limits."""
+        # The message this reply answers: the newest when it starts (a newer one may come while
+        # it is typed, and take its place).
+        self._answering[channel_id] = self._last_trigger.get(channel_id)
         channel = await self._channel(channel_id)
         guild = self._guild()
         if not behaviour.watches(self.config, channel.id, parent_id_of(channel)):
@@ -535,7 +539,7 @@ class GuildAgent(SessionListener):
     def log_superseded(self, tool_call_id: str, channel_id: str, reason: str) -> None:
         """A reply being typed was taken back (a newer message, a Stop): not a lost reply, and
         the log says so with the message that had triggered it."""
-        trigger = self._last_trigger.get(channel_id)
+        trigger = self._answering.pop(channel_id, None) or self._last_trigger.get(channel_id)
         log.info(
             "reply superseded %s tool_call=%s trigger_message=%s reason=%s",
             self._log_fields(channel_id),

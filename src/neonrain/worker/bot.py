@@ -184,6 +184,7 @@ class TokenClient:
         self._counted: dict[int, deque[int]] = {}
         self._thread_parents: dict[int, int | None] = {}
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     # -- identity and reporting
 
@@ -355,6 +356,9 @@ class TokenClient:
         self.set_state("token_invalid", detail or TOKEN_REJECTED_DETAIL, reason="token_rejected")
 
     async def stop(self) -> None:
+        """Stop taking events (what arrives now is read by the next start's catch-up), then
+        close the agents (messages being typed are canceled) and the connection."""
+        self._stopping = True
         await asyncio.gather(
             *(agent.close(delete_agent=True) for agent in self.agents.values()),
             return_exceptions=True,
@@ -627,8 +631,8 @@ class TokenClient:
 
     async def on_message(self, message: discord.Message) -> None:
         guild = message.guild
-        if guild is None:
-            return  # direct messages are not served
+        if guild is None or self._stopping:
+            return  # direct messages are not served; a stopping worker takes no more events
         guild_id = str(guild.id)
         interested = self._configs_for_guild(guild_id)
         if not interested:
@@ -737,11 +741,11 @@ class TokenClient:
         since = discord.utils.time_snowflake(datetime.now(UTC) - CATCH_UP_WINDOW)
         for channel_id, last in list(self._last_seen.items()):
             try:
-                await self._catch_up_channel(channel_id, max(last, since))
+                await self._catch_up_channel(channel_id, max(last, since), since)
             except Exception:
                 log.exception("catching up failed %s channel=%s", self._ids(), channel_id)
 
-    async def _catch_up_channel(self, channel_id: int, after: int) -> None:
+    async def _catch_up_channel(self, channel_id: int, after: int, since: int) -> None:
         for guild in self.client.guilds:
             channel = guild.get_channel_or_thread(channel_id)
             if channel is not None:
@@ -767,48 +771,73 @@ class TokenClient:
         except (discord.HTTPException, discord.RateLimited) as exc:
             log.warning("cannot catch up %s channel=%s: %s", self._ids(), channel_id, exc)
             return
-        if not missed:
-            return
         history = await self._history(guild, channel)
         entries = await self.entries(guild, missed)
         history.extend(entries)
-        newest: tuple[discord.Message, Entry] | None = None
         counted = 0
         for message, entry in zip(missed, entries, strict=True):
             for user_id, _config in watching:
                 self.reporter.cursor(user_id, str(guild.id), str(channel_id), str(message.id))
             self._last_seen[channel_id] = max(message.id, self._last_seen.get(channel_id, 0))
-            if not self._from_a_person(message) or not entry.content:
-                continue
-            newest = (message, entry)
-            if self._count_once(channel_id, message.id):
+            if (
+                self._from_a_person(message)
+                and entry.content
+                and self._count_once(channel_id, message.id)
+            ):
                 counted += 1
                 for user_id, _config in watching:
                     self.reporter.count(
                         user_id, str(guild.id), EVENT_RECEIVED, at=message.created_at
                     )
-        log.info(
-            "caught up %s guild=%s channel=%s missed=%d counted=%d",
-            self._ids(),
-            guild.id,
-            channel_id,
-            len(missed),
-            counted,
-        )
-        if newest is not None:
-            message, entry = newest
-            for older in missed:
-                if older.id < message.id and self._from_a_person(older):
-                    log.info(
-                        "reply superseded %s guild=%s channel=%s trigger_message=%s reason=a "
-                        "newer message was written while the worker was away",
-                        self._ids(),
-                        guild.id,
-                        channel_id,
-                        older.id,
-                    )
-            for user_id, config in watching:
-                await self._hand_to_agent(user_id, config, message, entry)
+        if missed:
+            log.info(
+                "caught up %s guild=%s channel=%s missed=%d counted=%d",
+                self._ids(),
+                guild.id,
+                channel_id,
+                len(missed),
+                counted,
+            )
+        await self._answer_the_unanswered(guild, channel, watching, history, since)
+
+    async def _answer_the_unanswered(
+        self,
+        guild: discord.Guild,
+        channel: Any,
+        watching: list[tuple[str, ServerEntry]],
+        history: ChannelHistory,
+        since: int,
+    ) -> None:
+        """The agent answers the newest message of the channel if nobody answered it while the
+        worker was away (it came meanwhile, or its reply was still being typed at shutdown).
+        The person messages before it since the bot last spoke are answered through it: logged
+        as superseded."""
+        bot = str(self.bot_user_id)
+        waiting: list[Entry] = []
+        for entry in reversed(history.entries()):
+            if entry.author_id == bot or entry.id <= since:
+                break
+            waiting.append(entry)
+        if not waiting:
+            return
+        try:
+            newest = await channel.fetch_message(waiting[0].id)
+        except discord.HTTPException as exc:
+            log.info("cannot read the newest message %s: %s", self._ids(), exc)
+            return
+        if not self._from_a_person(newest):
+            return
+        for older in waiting[1:]:
+            log.info(
+                "reply superseded %s guild=%s channel=%s trigger_message=%s reason=a newer "
+                "message was written while the worker was away",
+                self._ids(),
+                guild.id,
+                channel.id,
+                older.id,
+            )
+        for user_id, config in watching:
+            await self._hand_to_agent(user_id, config, newest, waiting[0])
 
     def _from_a_person(self, message: discord.Message) -> bool:
         return (
