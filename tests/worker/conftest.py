@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -68,6 +69,7 @@ class Harness:
     http: httpx.AsyncClient
     settings: Settings
     workers: list[Any] = field(default_factory=list)
+    spool_file: Path | None = None
 
     async def account(self, email: str) -> Account:
         response = await self.http.post(
@@ -90,6 +92,8 @@ class Harness:
             "discord_api_url": self.discord.api_url,
             "discord_gateway_url": self.discord.gateway_url,
             "flush_seconds": 0.2,
+            # One spool for every worker of the test, as for a worker restarted in place.
+            "spool_file": self.spool_file,
         }
         options.update(overrides)
         worker = Worker(**options)
@@ -128,7 +132,9 @@ async def harness(database_url: str, tmp_path: Any) -> AsyncIterator[Harness]:
         web = WebApp(settings)
         await web.start()
         async with httpx.AsyncClient(base_url=web.url, timeout=30) as http:
-            harness = Harness(discord, huma, web, http, settings)
+            harness = Harness(
+                discord, huma, web, http, settings, spool_file=tmp_path / "worker-spool.json"
+            )
             try:
                 yield harness
             finally:

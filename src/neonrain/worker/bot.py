@@ -726,11 +726,11 @@ class TokenClient:
         """Where each watched channel was left (by a previous worker process), once per start."""
         if self._cursor_source is None or self._last_seen:
             return
+        cursors = list(self.reporter.pending_cursors(set(self.accounts)))  # spooled, not sent
         try:
-            cursors = await self._cursor_source(sorted(self.accounts))
+            cursors += await self._cursor_source(sorted(self.accounts))
         except Exception as exc:
             log.warning("cannot read where the last worker stopped %s: %s", self._ids(), exc)
-            return
         for cursor in cursors:
             channel_id, message_id = int(cursor.channel_id), int(cursor.message_id)
             self._last_seen[channel_id] = max(message_id, self._last_seen.get(channel_id, 0))

@@ -171,6 +171,10 @@ class Reporter:
             user_id=user_id, guild_id=guild_id, channel_id=channel_id, message_id=message_id
         )
 
+    def pending_cursors(self, user_ids: set[str]) -> list[ChannelCursor]:
+        """Cursors not delivered yet (a previous process's spool included) of these accounts."""
+        return [c for (user_id, _), c in self._cursors.items() if user_id in user_ids]
+
     # -- sending
 
     def start(self) -> None:
