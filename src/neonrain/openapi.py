@@ -96,6 +96,12 @@ def _query_params(dependant: Dependant) -> bool:
     return bool(dependant.query_params) or any(_query_params(d) for d in dependant.dependencies)
 
 
+def _path_params(dependant: Dependant) -> bool:
+    """Path parameters of the route or of a dependency (``servers.deps.OwnedConfig`` reads
+    ``:serverId`` for the routes below it)."""
+    return bool(dependant.path_params) or any(_path_params(d) for d in dependant.dependencies)
+
+
 def error_statuses(route: APIRoute, method: str, path: str) -> set[int]:
     """The error statuses ``method`` on ``route`` (published at ``path``) can answer with."""
     calls = set(_calls(route.dependant))
@@ -108,7 +114,7 @@ def error_statuses(route: APIRoute, method: str, path: str) -> set[int]:
         statuses.add(401)
         if method not in _SAFE_METHODS:
             statuses.add(403)
-    if route.dependant.path_params:
+    if _path_params(route.dependant):
         statuses.add(404)
     if calls & {get_db, get_read_db}:
         statuses.add(503)

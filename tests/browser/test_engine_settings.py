@@ -106,8 +106,8 @@ def test_engine_card_server_switch_and_state(
     expect(result).to_contain_text("Incorrect API key provided: ***")
     expect(result).to_have_attribute("data-kind", "error")
     # The Discord card shows the engine's state (live refresh).
-    expect(page.locator("[data-live=engine-state]")).to_contain_text("Error", timeout=8000)
-    expect(page.locator("[data-live=engine-state]")).to_contain_text("Incorrect API key")
+    expect(page.locator("#discord-card .engine-line")).to_contain_text("Error", timeout=8000)
+    expect(page.locator("#discord-card .engine-line")).to_contain_text("Incorrect API key")
 
     # ------------------------------------------------------------------ the right key
     key.fill(RIGHT_KEY)
@@ -122,7 +122,7 @@ def test_engine_card_server_switch_and_state(
     expect(base_url).to_have_value(fake_model.base_url)
     expect(model).to_have_value("fake-model")
     expect(page.locator("[data-live=engine-check]")).to_contain_text("Working")
-    expect(page.locator("[data-live=engine-state]")).to_contain_text("Working")
+    expect(page.locator("#discord-card .engine-line")).to_contain_text("Working")
     html = page.content()
     assert RIGHT_KEY not in html and WRONG_KEY not in html
     assert fake_model.chat_requests[-1].bearer == RIGHT_KEY
@@ -176,7 +176,7 @@ def test_engine_card_server_switch_and_state(
     expect(page.locator("#flash")).to_contain_text("Your engine was removed")
     expect(base_url).to_have_value("")
     expect(card.get_by_role("button", name="Test")).to_be_disabled()
-    expect(page.locator("[data-live=engine-state]")).not_to_contain_text("Model engine")
+    expect(page.locator("#discord-card .engine-line")).to_have_count(0)
     page.goto(server_path)
     expect(page.get_by_role("radio", name="OpenAI-compatible model")).to_be_disabled()
     expect(page.locator("#engine-unavailable")).to_be_visible()
