@@ -108,11 +108,11 @@ class _GatewayClient(discord.Client):
         await self.owner.on_ready()
 
     async def on_resumed(self) -> None:
-        self.owner.set_state("online")
+        self.owner.resumed()
 
     async def on_disconnect(self) -> None:
         if not self.is_closed():
-            self.owner.set_state("connecting", "gateway connection lost; resuming")
+            self.owner.gateway_lost()
 
     async def on_guild_available(self, guild: discord.Guild) -> None:
         await self.owner.guild_changed(guild.id, nicknames=True)
@@ -185,6 +185,9 @@ class TokenClient:
         self._thread_parents: dict[int, int | None] = {}
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._catch_up_from: dict[int, int] | None = None
+        #: The newest message of each channel handed to the agents (not handed twice).
+        self._handed: dict[int, int] = {}
 
     # -- identity and reporting
 
@@ -689,6 +692,7 @@ class TokenClient:
         if config.reply_mode == "mentioned" and not self._addresses_bot(config, message):
             self._note("not mentioned", message, user=user_id)
             return
+        self._handed[message.channel.id] = max(message.id, self._handed.get(message.channel.id, 0))
         try:
             await agent.on_user_message(message.channel, entry)
         except Exception:
@@ -734,12 +738,33 @@ class TokenClient:
         for cursor in cursors:
             channel_id, message_id = int(cursor.channel_id), int(cursor.message_id)
             self._last_seen[channel_id] = max(message_id, self._last_seen.get(channel_id, 0))
+        self._catch_up_from = dict(self._last_seen)
+
+    def gateway_lost(self) -> None:
+        """Where each channel was when the gateway went away: what comes after is caught up on
+        if Discord starts a new session (a resumed one replays it instead)."""
+        if self._catch_up_from is None:
+            self._catch_up_from = dict(self._last_seen)
+        self.set_state("connecting", "gateway connection lost; resuming")
+
+    def resumed(self) -> None:
+        self._catch_up_from = None
+        self.set_state("online")
 
     async def _catch_up(self) -> None:
         """Read what was posted in watched channels while the worker was away (at most 15
         minutes and 100 messages per channel), count it, and let the agents answer the newest."""
         since = discord.utils.time_snowflake(datetime.now(UTC) - CATCH_UP_WINDOW)
-        for channel_id, last in list(self._last_seen.items()):
+        # Where the channels were before this session: live messages of the new session may
+        # already have moved ``_last_seen`` on.
+        left_at, self._catch_up_from = self._catch_up_from or {}, None
+        if left_at:
+            log.info(
+                "catching up %s channels=%d (what was written while the worker was away)",
+                self._ids(),
+                len(left_at),
+            )
+        for channel_id, last in left_at.items():
             try:
                 await self._catch_up_channel(channel_id, max(last, since), since)
             except Exception:
@@ -818,8 +843,8 @@ class TokenClient:
             if entry.author_id == bot or entry.id <= since:
                 break
             waiting.append(entry)
-        if not waiting:
-            return
+        if not waiting or self._handed.get(channel.id, 0) >= waiting[0].id:
+            return  # nothing waits, or the new session's live flow has handed it already
         try:
             newest = await channel.fetch_message(waiting[0].id)
         except discord.HTTPException as exc:
