@@ -1,7 +1,9 @@
 """A short soak: people keep writing in three servers of two accounts while one fault of each
 kind happens (HUMA restarted, the gateway dropped, the web app killed, the worker restarted,
 database connections terminated). At the end every message was answered, or superseded by a
-newer one (with its log line), the counters are exact and every reply is an agent action."""
+newer one (with its log line), or reached the agent before a newer message of its channel was
+answered (the reply carries it in its history); the counters are exact and every reply is an
+agent action."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from .test_faults import BOT_TOKEN, actions, active_server, counts, general, onl
 MESSAGE_INTERVAL = 1.0
 SOAK_SECONDS = 150.0
 SUPERSEDED = re.compile(r"reply superseded .*trigger_message=(\d+)")
+HANDED = re.compile(r"message handed to agent .*message=(\d+)")
 
 
 async def answer_with_an_echo(fake: FakeHuma, agent_id: str, content: dict[str, Any]) -> None:
@@ -40,6 +43,7 @@ async def test_soak_with_one_fault_of_each_kind(
     worker = await online_worker(harness)
     harness.huma.script(match=lambda _content: True, action=answer_with_an_echo)
     posted: dict[int, str] = {}  # message id -> text
+    channel_of: dict[int, int] = {}  # message id -> channel id
     posted_in: dict[int, int] = {}  # guild id -> messages posted there
     stop = asyncio.Event()
 
@@ -50,6 +54,7 @@ async def test_soak_with_one_fault_of_each_kind(
             text = f"m{n}"
             message = await harness.discord.post_user_message(guild.id, general(guild), "ana", text)
             posted[message.id] = text
+            channel_of[message.id] = general(guild)
             posted_in[guild.id] = posted_in.get(guild.id, 0) + 1
             n += 1
             await asyncio.sleep(MESSAGE_INTERVAL)
@@ -99,19 +104,29 @@ async def test_soak_with_one_fault_of_each_kind(
             bot_messages[channel] = [m.content for m in harness.discord.messages_sent_to(channel)]
         return [text for texts in bot_messages.values() for text in texts]
 
-    def superseded() -> set[int]:
+    def logged(pattern: re.Pattern[str]) -> set[int]:
         return {
             int(match.group(1))
             for record in caplog.records
-            if (match := SUPERSEDED.search(record.getMessage()))
+            if (match := pattern.search(record.getMessage()))
         }
 
     def unaccounted() -> list[str]:
-        answered = {text.removeprefix("ack ") for text in replies()}
-        gone = superseded()
+        answered_texts = {text.removeprefix("ack ") for text in replies()}
+        answered = {message_id for message_id, text in posted.items() if text in answered_texts}
+        gone = logged(SUPERSEDED)
+        handed = logged(HANDED)
+
+        def carried(message_id: int) -> bool:
+            """It reached the agent and a newer message of its channel was answered."""
+            return message_id in handed and any(
+                later > message_id and channel_of[later] == channel_of[message_id]
+                for later in answered
+            )
+
         return sorted(
             text for message_id, text in posted.items()
-            if text not in answered and message_id not in gone
+            if message_id not in answered and message_id not in gone and not carried(message_id)
         )  # fmt: skip
 
     try:

@@ -843,14 +843,7 @@ class TokenClient:
             if entry.author_id == bot or entry.id <= since:
                 break
             waiting.append(entry)
-        if not waiting or self._handed.get(channel.id, 0) >= waiting[0].id:
-            return  # nothing waits, or the new session's live flow has handed it already
-        try:
-            newest = await channel.fetch_message(waiting[0].id)
-        except discord.HTTPException as exc:
-            log.info("cannot read the newest message %s: %s", self._ids(), exc)
-            return
-        if not self._from_a_person(newest):
+        if not waiting:
             return
         for older in waiting[1:]:
             log.info(
@@ -861,6 +854,15 @@ class TokenClient:
                 channel.id,
                 older.id,
             )
+        if self._handed.get(channel.id, 0) >= waiting[0].id:
+            return  # the new session's live flow has handed the newest already
+        try:
+            newest = await channel.fetch_message(waiting[0].id)
+        except discord.HTTPException as exc:
+            log.info("cannot read the newest message %s: %s", self._ids(), exc)
+            return
+        if not self._from_a_person(newest):
+            return
         for user_id, config in watching:
             await self._hand_to_agent(user_id, config, newest, waiting[0])
 
