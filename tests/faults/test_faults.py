@@ -6,6 +6,7 @@ restarted while people kept writing."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -159,7 +160,10 @@ async def test_a_report_the_web_app_refuses_never_stops_the_others(harness: Harn
     await harness.wait_until(online, timeout=30, what="the worker's status delivered")
 
 
-async def test_a_worker_restarted_while_people_wrote_catches_up(harness: Harness) -> None:
+async def test_a_worker_restarted_while_people_wrote_catches_up(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="neonrain.worker")
     account, guild = await active_server(harness)
     worker = await online_worker(harness)
     harness.huma.script("first", reply="Got the first.")
@@ -169,14 +173,19 @@ async def test_a_worker_restarted_while_people_wrote_catches_up(harness: Harness
     await wait_for_counts(harness, account, guild, received=1, sent=1)
     await worker.stop()
     harness.workers.remove(worker)
-    for text in ("second", "third"):
-        await harness.discord.post_user_message(guild.id, general(guild), "ana", text)
+    second = await harness.discord.post_user_message(guild.id, general(guild), "ana", "second")
+    await harness.discord.post_user_message(guild.id, general(guild), "ana", "third")
     await online_worker(harness)
     reply = await harness.discord.wait_for_bot_message(
         general(guild), timeout=20, predicate=lambda m: m.content.startswith("Caught up")
     )
     assert reply.content == "Caught up with the third."
     await wait_for_counts(harness, account, guild, received=3, sent=2)
+    # The second is answered through the third, and the log says so.
+    superseded = [r.getMessage() for r in caplog.records if "reply superseded" in r.getMessage()]
+    assert len(superseded) == 1
+    assert f"trigger_message={second.id}" in superseded[0]
+    assert "while the worker was away" in superseded[0]
 
 
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)

@@ -186,8 +186,9 @@ class TokenClient:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._catch_up_from: dict[int, int] | None = None
-        #: The newest message of each channel handed to the agents (not handed twice).
-        self._handed: dict[int, int] = {}
+        #: The first message of each channel handed to the agents in this gateway session: the
+        #: messages before it came while the worker was away (caught up on, not handed twice).
+        self._first_handed: dict[int, int] = {}
 
     # -- identity and reporting
 
@@ -692,7 +693,7 @@ class TokenClient:
         if config.reply_mode == "mentioned" and not self._addresses_bot(config, message):
             self._note("not mentioned", message, user=user_id)
             return
-        self._handed[message.channel.id] = max(message.id, self._handed.get(message.channel.id, 0))
+        self._first_handed.setdefault(message.channel.id, message.id)
         try:
             await agent.on_user_message(message.channel, entry)
         except Exception:
@@ -745,6 +746,7 @@ class TokenClient:
         if Discord starts a new session (a resumed one replays it instead)."""
         if self._catch_up_from is None:
             self._catch_up_from = dict(self._last_seen)
+        self._first_handed.clear()
         self.set_state("connecting", "gateway connection lost; resuming")
 
     def resumed(self) -> None:
@@ -766,11 +768,11 @@ class TokenClient:
             )
         for channel_id, last in left_at.items():
             try:
-                await self._catch_up_channel(channel_id, max(last, since), since)
+                await self._catch_up_channel(channel_id, max(last, since))
             except Exception:
                 log.exception("catching up failed %s channel=%s", self._ids(), channel_id)
 
-    async def _catch_up_channel(self, channel_id: int, after: int, since: int) -> None:
+    async def _catch_up_channel(self, channel_id: int, after: int) -> None:
         for guild in self.client.guilds:
             channel = guild.get_channel_or_thread(channel_id)
             if channel is not None:
@@ -800,7 +802,8 @@ class TokenClient:
         entries = await self.entries(guild, missed)
         history.extend(entries)
         counted = 0
-        for message, entry in zip(missed, entries, strict=True):
+        pairs = list(zip(missed, entries, strict=True))
+        for message, entry in pairs:
             for user_id, _config in watching:
                 self.reporter.cursor(user_id, str(guild.id), str(channel_id), str(message.id))
             self._last_seen[channel_id] = max(message.id, self._last_seen.get(channel_id, 0))
@@ -823,29 +826,29 @@ class TokenClient:
                 len(missed),
                 counted,
             )
-        await self._answer_the_unanswered(guild, channel, watching, history, since)
+        await self._answer_the_unanswered(guild, channel, watching, pairs)
 
     async def _answer_the_unanswered(
         self,
         guild: discord.Guild,
         channel: Any,
         watching: list[tuple[str, ServerEntry]],
-        history: ChannelHistory,
-        since: int,
+        missed: list[tuple[discord.Message, Entry]],
     ) -> None:
-        """The agent answers the newest message of the channel if nobody answered it while the
-        worker was away (it came meanwhile, or its reply was still being typed at shutdown).
-        The person messages before it since the bot last spoke are answered through it: logged
-        as superseded."""
-        bot = str(self.bot_user_id)
-        waiting: list[Entry] = []
-        for entry in reversed(history.entries()):
-            if entry.author_id == bot or entry.id <= since:
-                break
-            waiting.append(entry)
+        """The agent answers the newest message written while the worker was away, unless the
+        bot spoke after it; the person messages before it are answered through it (logged as
+        superseded). When this session's live flow has already handed a newer message, all of
+        them are answered through that one."""
+        first_live = self._first_handed.get(channel.id)
+        away = [(m, e) for m, e in missed if first_live is None or m.id < first_live]
+        last_reply = max((m.id for m, _e in away if m.author.id == self.bot_user_id), default=0)
+        waiting = [
+            (m, e) for m, e in away if m.id > last_reply and self._from_a_person(m) and e.content
+        ]
         if not waiting:
             return
-        for older in waiting[1:]:
+        newest = None if first_live is not None else waiting.pop()
+        for older, _entry in waiting:
             log.info(
                 "reply superseded %s guild=%s channel=%s trigger_message=%s reason=a newer "
                 "message was written while the worker was away",
@@ -854,17 +857,10 @@ class TokenClient:
                 channel.id,
                 older.id,
             )
-        if self._handed.get(channel.id, 0) >= waiting[0].id:
-            return  # the new session's live flow has handed the newest already
-        try:
-            newest = await channel.fetch_message(waiting[0].id)
-        except discord.HTTPException as exc:
-            log.info("cannot read the newest message %s: %s", self._ids(), exc)
-            return
-        if not self._from_a_person(newest):
+        if newest is None:
             return
         for user_id, config in watching:
-            await self._hand_to_agent(user_id, config, newest, waiting[0])
+            await self._hand_to_agent(user_id, config, *newest)
 
     def _from_a_person(self, message: discord.Message) -> bool:
         return (
