@@ -80,6 +80,7 @@ ROUTE_ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/api/servers/{server_id}/websites/{website_id}/scrape"): (429,),
     ("POST", "/api/chat/personas"): (409,),  # PERSONA_EXISTS, PERSONA_LIMIT
     ("POST", "/api/chat/groups"): (404,),  # serverId of no configured server
+    ("POST", "/api/engine/openai/test"): (409, 502),  # ENGINE_NOT_CONFIGURED, ENGINE_UNAVAILABLE
 }
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

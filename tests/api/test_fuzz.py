@@ -37,6 +37,7 @@ RULES_BEYOND_THE_SCHEMA = {
     "PUT /api/servers/{server_id}": "NOTHING_TO_UPDATE for an empty body",
     "POST /api/servers/{server_id}/websites": "INVALID_URL: the URL and address rules",
     "GET /api/chat/conversations/{conversation_id}/messages": "before: not a message there",
+    "PUT /api/engine/openai": "INVALID_URL: the URL and address rules for a base URL",
 }
 
 
