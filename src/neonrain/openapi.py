@@ -80,6 +80,9 @@ ROUTE_ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/api/servers/{server_id}/websites/{website_id}/scrape"): (429,),
     ("POST", "/api/chat/personas"): (409,),  # PERSONA_EXISTS, PERSONA_LIMIT
     ("POST", "/api/chat/groups"): (404,),  # serverId of no configured server
+    # The dashboard's polled reads sign in and read without dependencies (``dashboard_reads``).
+    ("GET", "/api/servers"): (401, 503),
+    ("GET", "/api/discord/status"): (401, 503),
 }
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
