@@ -17,7 +17,6 @@ from typing import Any
 
 from fastapi import Request
 from sqlalchemy import Engine, Executable, Row, Select, bindparam, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.util import greenlet_spawn
 
 from neonrain import flows, readiness
@@ -119,8 +118,7 @@ async def read(request: Request, polled: Polled) -> Read:
     if not credential:
         raise Unauthenticated()
     if clerk:
-        async with reading_connection(state) as connection:
-            found = await _clerk_read(request, connection, state, polled.by_user)
+        found = await _clerk_read(request, state, polled.by_user)
     else:
         async with read_slot(state):
             result = await greenlet_spawn(
@@ -138,18 +136,17 @@ def _read_of(state: AppState, row: Row[Any], rows: Sequence[Row[Any]]) -> Read:
     return Read(user, flows.account_of(state.install_engines, user, row), rows)
 
 
-async def _clerk_read(
-    request: Request, connection: AsyncConnection, state: AppState, statement: Executable
-) -> Read | None:
+async def _clerk_read(request: Request, state: AppState, statement: Executable) -> Read | None:
     """A Clerk session JWT: checked (and its account found or created) the way every route does
-    it, with an ORM session of its own; then the same reads."""
+    it, with an ORM session of its own; then the same reads, by user id."""
     async with state.sessionmaker() as db:
         identity = await identify(request, db, state)
     if identity is None:
         return None
     user = accounts_service.SignedInUser.of(identity.user)
-    account = await flows.load_account(connection, state.install_engines, user)
-    rows = (await connection.execute(statement, {"user_id": user.id})).all()
+    async with reading_connection(state) as connection:
+        account = await flows.load_account(connection, state.install_engines, user)
+        rows = (await connection.execute(statement, {"user_id": user.id})).all()
     return Read(user, account, rows)
 
 
