@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import platform
+import resource
+import signal
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -21,19 +26,23 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event, insert, text, update
+import httpx
+from sqlalchemy import event, insert, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from neonrain.accounts import service as accounts_service
 from neonrain.accounts.models import User
 from neonrain.config import Settings
 from neonrain.crypto import TokenCipher
 from neonrain.db.base import new_id, utcnow
 from neonrain.db.changes import ConfigState
+from neonrain.db.engine import create_engine, create_sessionmaker
 from neonrain.db.migrate import upgrade_database
 from neonrain.servers.models import Server, UserServerConfig
 from neonrain.websites.models import ServerWebsite, WebsiteScrape
 from tests import pg
+from tests.webapp import free_port
 
 if TYPE_CHECKING:
     from neonrain.worker.manager import Worker
@@ -353,3 +362,265 @@ async def seed_accounts(
     finally:
         await engine.dispose()
     return accounts
+
+
+# ------------------------------------------------------------------------------ dashboard load
+
+#: The data of the dashboard benchmarks (``bench.dashboard_load``, ``bench.baseline``).
+DASHBOARD_USERS = 1_000
+DASHBOARD_SERVERS_PER_USER = 3
+DASHBOARD_SIGNED_IN = 50
+DASHBOARD_PATHS = ("/api/servers", "/api/discord/status")
+WRK_THREADS = 2
+
+_WRK_SCRIPT = """
+local tokens = {%(tokens)s}
+local paths = {%(paths)s}
+local counter = 0
+
+function setup(thread)
+  thread:set("offset", math.random(0, #tokens - 1))
+end
+
+request = function()
+  counter = counter + 1
+  local token = tokens[(counter + offset) %% #tokens + 1]
+  local path = paths[counter %% 2 + 1]
+  return wrk.format("GET", path, {["Authorization"] = "Bearer " .. token})
+end
+
+function done(summary, latency, requests)
+  local out = io.open(os.getenv("WRK_RESULT"), "w")
+  out:write(string.format(
+    '{"requests": %%d, "duration_us": %%d, "p50_us": %%d, "p90_us": %%d, "p99_us": %%d, ' ..
+    '"max_us": %%d, "connect": %%d, "read": %%d, "write": %%d, "timeout": %%d, ' ..
+    '"status": %%d}',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.max, summary.errors.connect, summary.errors.read,
+    summary.errors.write, summary.errors.timeout, summary.errors.status))
+  out:close()
+end
+"""
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    errors: int
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+
+async def seed_dashboard(database_url: str) -> list[str]:
+    """The dashboard benchmarks' data: 1,000 accounts with a bot and 3 servers (one website
+    each); returns the Bearer session tokens of the 50 signed in."""
+    accounts = await seed_accounts(
+        database_url,
+        users=DASHBOARD_USERS,
+        servers_per_user=DASHBOARD_SERVERS_PER_USER,
+        websites_per_server=1,
+        markdown_bytes=2_000,
+    )
+    engine = create_engine(database_url)
+    tokens: list[str] = []
+    try:
+        async with create_sessionmaker(engine)() as db:
+            for account in accounts[:DASHBOARD_SIGNED_IN]:
+                user = await db.get(User, account.user_id)
+                assert user is not None
+                tokens.append(await accounts_service.create_session(db, user, "bench"))
+    finally:
+        await engine.dispose()
+    return tokens
+
+
+async def report_workers_online(base_url: str, database_url: str) -> None:
+    """The worker's live state, through the internal API, so the status has a bot online."""
+    engine = create_engine(database_url)
+    try:
+        async with create_sessionmaker(engine)() as db:
+            rows = (await db.execute(select(User.id).where(User.discord_token.is_not(None)))).all()
+    finally:
+        await engine.dispose()
+    reports = [
+        {"userId": user_id, "state": "online", "detail": "", "guildIds": []} for (user_id,) in rows
+    ]
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        response = await http.post(
+            "/api/discord/worker-status",
+            json={"tokens": reports},
+            headers={"X-API-Key": INTERNAL_KEY},
+        )
+        response.raise_for_status()
+
+
+# ------------------------------------------------------------------------------ the server
+
+
+@dataclass(frozen=True)
+class WebServer:
+    base: str
+    pid: int
+
+
+def server_env(database_url: str) -> dict[str, str]:
+    """The environment of a server process started by a benchmark."""
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "NEONRAIN_SECRET_KEY": SECRET_KEY,
+        "INTERNAL_API_KEY": INTERNAL_KEY,
+        "NEONRAIN_LOG_LEVEL": "INFO",
+    }
+
+
+@contextlib.contextmanager
+def web_server(
+    database_url: str, workers: int, log_path: Path, *, source: Path | None = None
+) -> Iterator[WebServer]:
+    """``neonrain web`` with ``workers`` processes, once it answers. ``source`` runs the product
+    from another checkout's ``src`` directory (e.g. an older commit, to measure "before")."""
+    port = free_port()
+    env = server_env(database_url)
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
+    command = [sys.executable, "-m", "neonrain", "web", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--no-scraper", "--workers", str(workers)]
+    with server_process(command, env, port, log_path, "neonrain web") as server:
+        yield server
+
+
+@contextlib.contextmanager
+def server_process(
+    command: list[str], env: dict[str, str], port: int, log_path: Path, name: str
+) -> Iterator[WebServer]:
+    """``command`` (an HTTP server on ``port`` answering ``/healthz``) as a process, once it
+    answers; stopped with SIGTERM afterwards."""
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                if process.poll() is not None:
+                    raise SystemExit(f"{name} exited:\n{log_path.read_text()[-3000:]}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{name} did not come up within 60 s")
+                time.sleep(0.2)
+            yield WebServer(base, process.pid)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+# ------------------------------------------------------------------------------ CPU accounting
+
+
+def _processes() -> dict[int, tuple[int, str, float]]:
+    """Every process: parent pid, command name, CPU seconds used (Linux ``/proc``)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[int, tuple[int, str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            raw = (entry / "stat").read_text()
+            name = raw[raw.index("(") + 1 : raw.rindex(")")]
+            fields = raw[raw.rindex(")") + 2 :].split()
+            found[int(entry.name)] = (
+                int(fields[1]),
+                name,
+                (int(fields[11]) + int(fields[12])) / tick,
+            )
+    return found
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """CPU seconds used so far by the server's processes (each) and by PostgreSQL."""
+
+    server: dict[int, float]
+    postgres: float
+    children: float
+
+    @classmethod
+    def take(cls, server_pid: int) -> CpuSample:
+        processes = _processes()
+        server = {
+            pid: cpu
+            for pid, (parent, _name, cpu) in processes.items()
+            if server_pid in (pid, parent)
+        }
+        postgres = sum(cpu for _parent, name, cpu in processes.values() if name == "postgres")
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return cls(server, postgres, usage.ru_utime + usage.ru_stime)
+
+
+def server_cpu(server_pid: int) -> float:
+    """CPU seconds used so far by a server process and its children (``/proc/<pid>/stat``)."""
+    return sum(CpuSample.take(server_pid).server.values())
+
+
+def run_wrk(
+    base: str,
+    tokens: list[str],
+    connections: int,
+    seconds: int,
+    paths: Sequence[str] = DASHBOARD_PATHS,
+) -> LoadResult:
+    """``wrk`` against ``base``, each request on the next of ``paths`` with the next Bearer
+    token."""
+    with tempfile.TemporaryDirectory() as directory:
+        script = Path(directory) / "dashboard.lua"
+        result = Path(directory) / "result.json"
+        script.write_text(
+            _WRK_SCRIPT
+            % {
+                "tokens": ", ".join(json.dumps(t) for t in tokens),
+                "paths": ", ".join(json.dumps(p) for p in paths),
+            }
+        )
+        completed = subprocess.run(
+            [
+                "wrk",
+                f"-t{min(WRK_THREADS, connections)}",
+                f"-c{connections}",
+                f"-d{seconds}s",
+                "--timeout",
+                "10s",
+                "-s",
+                str(script),
+                base + paths[0],
+            ],
+            env={**os.environ, "WRK_RESULT": str(result)},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if completed.returncode != 0 or not result.exists():
+            raise SystemExit(f"wrk failed:\n{completed.stdout}\n{completed.stderr}")
+        data = json.loads(result.read_text())
+    errors = sum(data[k] for k in ("connect", "read", "write", "timeout", "status"))
+    return LoadResult(
+        requests=int(data["requests"]),
+        seconds=data["duration_us"] / 1e6,
+        p50_ms=data["p50_us"] / 1e3,
+        p90_ms=data["p90_us"] / 1e3,
+        p99_ms=data["p99_us"] / 1e3,
+        max_ms=data["max_us"] / 1e3,
+        errors=errors,
+    )

@@ -13,227 +13,47 @@ Run from the repository root::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import re
-import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from sqlalchemy import select
 
 from bench.common import (
-    INTERNAL_KEY,
-    SECRET_KEY,
+    DASHBOARD_PATHS,
+    DASHBOARD_SERVERS_PER_USER,
+    DASHBOARD_SIGNED_IN,
+    DASHBOARD_USERS,
+    WRK_THREADS,
+    CpuSample,
+    LoadResult,
     bench_database,
     database_version,
     print_figure,
     print_header,
-    seed_accounts,
+    report_workers_online,
+    run_wrk,
+    seed_dashboard,
+    web_server,
 )
-from neonrain.accounts import service as accounts_service
-from neonrain.accounts.models import User
-from neonrain.db.engine import create_engine, create_sessionmaker
-from tests.webapp import free_port
 
-USERS = 1_000
-SERVERS_PER_USER = 3
-SIGNED_IN = 50
+USERS = DASHBOARD_USERS
+SERVERS_PER_USER = DASHBOARD_SERVERS_PER_USER
+SIGNED_IN = DASHBOARD_SIGNED_IN
 WORKER_COUNTS = (1, 2)
 CONNECTIONS = (16, 32, 64)
 DURATION_S = 15
 WARMUP_S = 3
-WRK_THREADS = 2
-PATHS = ("/api/servers", "/api/discord/status")
+PATHS = DASHBOARD_PATHS
 TARGET_RPS = 1_000.0
 TARGET_P99_MS = 50.0
 
-_WRK_SCRIPT = """
-local tokens = {%(tokens)s}
-local paths = {"/api/servers", "/api/discord/status"}
-local counter = 0
-
-function setup(thread)
-  thread:set("offset", math.random(0, #tokens - 1))
-end
-
-request = function()
-  counter = counter + 1
-  local token = tokens[(counter + offset) %% #tokens + 1]
-  local path = paths[counter %% 2 + 1]
-  return wrk.format("GET", path, {["Authorization"] = "Bearer " .. token})
-end
-
-function done(summary, latency, requests)
-  local out = io.open(os.getenv("WRK_RESULT"), "w")
-  out:write(string.format(
-    '{"requests": %%d, "duration_us": %%d, "p50_us": %%d, "p90_us": %%d, "p99_us": %%d, ' ..
-    '"max_us": %%d, "connect": %%d, "read": %%d, "write": %%d, "timeout": %%d, ' ..
-    '"status": %%d}',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
-    latency:percentile(99), latency.max, summary.errors.connect, summary.errors.read,
-    summary.errors.write, summary.errors.timeout, summary.errors.status))
-  out:close()
-end
-"""
-
-
-@dataclass(frozen=True)
-class LoadResult:
-    requests: int
-    seconds: float
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    max_ms: float
-    errors: int
-
-    @property
-    def rps(self) -> float:
-        return self.requests / self.seconds
-
-
 # ------------------------------------------------------------------------------ data
-
-
-async def seed(database_url: str) -> list[str]:
-    """1,000 accounts with a bot and 3 servers (one website each); sessions for 50 of them."""
-    accounts = await seed_accounts(
-        database_url,
-        users=USERS,
-        servers_per_user=SERVERS_PER_USER,
-        websites_per_server=1,
-        markdown_bytes=2_000,
-    )
-    engine = create_engine(database_url)
-    tokens: list[str] = []
-    try:
-        async with create_sessionmaker(engine)() as db:
-            for account in accounts[:SIGNED_IN]:
-                user = await db.get(User, account.user_id)
-                assert user is not None
-                tokens.append(await accounts_service.create_session(db, user, "bench"))
-    finally:
-        await engine.dispose()
-    return tokens
-
-
-async def report_workers_online(base_url: str, database_url: str) -> None:
-    """The worker's live state, through the internal API, so the status has a bot online."""
-    engine = create_engine(database_url)
-    try:
-        async with create_sessionmaker(engine)() as db:
-            rows = (await db.execute(select(User.id).where(User.discord_token.is_not(None)))).all()
-    finally:
-        await engine.dispose()
-    reports = [
-        {"userId": user_id, "state": "online", "detail": "", "guildIds": []} for (user_id,) in rows
-    ]
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
-        response = await http.post(
-            "/api/discord/worker-status",
-            json={"tokens": reports},
-            headers={"X-API-Key": INTERNAL_KEY},
-        )
-        response.raise_for_status()
-
-
-# ------------------------------------------------------------------------------ the server
-
-
-@dataclass(frozen=True)
-class WebServer:
-    base: str
-    pid: int
-
-
-@contextlib.contextmanager
-def web_server(database_url: str, workers: int, log_path: Path) -> Iterator[WebServer]:
-    """``neonrain web`` with ``workers`` processes, once it answers."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "NEONRAIN_SECRET_KEY": SECRET_KEY,
-        "INTERNAL_API_KEY": INTERNAL_KEY,
-        "NEONRAIN_LOG_LEVEL": "INFO",
-    }
-    command = [sys.executable, "-m", "neonrain", "web", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--no-scraper", "--workers", str(workers)]
-    with log_path.open("w") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                if process.poll() is not None:
-                    raise SystemExit(f"neonrain web exited:\n{log_path.read_text()[-3000:]}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise SystemExit("neonrain web did not come up within 60 s")
-                time.sleep(0.2)
-            yield WebServer(base, process.pid)
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-# ------------------------------------------------------------------------------ CPU accounting
-
-
-def _processes() -> dict[int, tuple[int, str, float]]:
-    """Every process: parent pid, command name, CPU seconds used (Linux ``/proc``)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    found: dict[int, tuple[int, str, float]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            raw = (entry / "stat").read_text()
-            name = raw[raw.index("(") + 1 : raw.rindex(")")]
-            fields = raw[raw.rindex(")") + 2 :].split()
-            found[int(entry.name)] = (
-                int(fields[1]),
-                name,
-                (int(fields[11]) + int(fields[12])) / tick,
-            )
-    return found
-
-
-@dataclass(frozen=True)
-class CpuSample:
-    """CPU seconds used so far by the server's processes (each) and by PostgreSQL."""
-
-    server: dict[int, float]
-    postgres: float
-    children: float
-
-    @classmethod
-    def take(cls, server_pid: int) -> CpuSample:
-        processes = _processes()
-        server = {
-            pid: cpu
-            for pid, (parent, _name, cpu) in processes.items()
-            if server_pid in (pid, parent)
-        }
-        postgres = sum(cpu for _parent, name, cpu in processes.values() if name == "postgres")
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return cls(server, postgres, usage.ru_utime + usage.ru_stime)
 
 
 def describe_cpu(before: CpuSample, after: CpuSample, requests: int) -> tuple[str, str, str]:
@@ -254,43 +74,6 @@ def describe_cpu(before: CpuSample, after: CpuSample, requests: int) -> tuple[st
 
 
 # ------------------------------------------------------------------------------ the load
-
-
-def run_wrk(base: str, tokens: list[str], connections: int, seconds: int) -> LoadResult:
-    with tempfile.TemporaryDirectory() as directory:
-        script = Path(directory) / "dashboard.lua"
-        result = Path(directory) / "result.json"
-        script.write_text(_WRK_SCRIPT % {"tokens": ", ".join(json.dumps(t) for t in tokens)})
-        completed = subprocess.run(
-            [
-                "wrk",
-                f"-t{min(WRK_THREADS, connections)}",
-                f"-c{connections}",
-                f"-d{seconds}s",
-                "--timeout",
-                "10s",
-                "-s",
-                str(script),
-                base + PATHS[0],
-            ],
-            env={**os.environ, "WRK_RESULT": str(result)},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if completed.returncode != 0 or not result.exists():
-            raise SystemExit(f"wrk failed:\n{completed.stdout}\n{completed.stderr}")
-        data = json.loads(result.read_text())
-    errors = sum(data[k] for k in ("connect", "read", "write", "timeout", "status"))
-    return LoadResult(
-        requests=int(data["requests"]),
-        seconds=data["duration_us"] / 1e6,
-        p50_ms=data["p50_us"] / 1e3,
-        p90_ms=data["p90_us"] / 1e3,
-        p99_ms=data["p99_us"] / 1e3,
-        max_ms=data["max_us"] / 1e3,
-        errors=errors,
-    )
 
 
 def run_httpx(base: str, tokens: list[str], connections: int, seconds: int) -> LoadResult:
@@ -381,7 +164,7 @@ async def main() -> None:
                 "server": "neonrain web --no-scraper --workers N (uvicorn, log level INFO)",
             },
         )
-        tokens = await seed(url)
+        tokens = await seed_dashboard(url)
         with tempfile.TemporaryDirectory() as directory:
             for workers in WORKER_COUNTS:
                 log_path = Path(directory) / f"web-{workers}.log"

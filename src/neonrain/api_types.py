@@ -11,6 +11,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic.alias_generators import to_camel
+from starlette.responses import Response
 
 from neonrain.contract import MAX_ID_LENGTH, Snowflake, Storable, storable
 from neonrain.db.base import utcnow
@@ -26,6 +27,7 @@ __all__ = [
     "RequestBody",
     "Snowflake",
     "Storable",
+    "json_answer",
     "now_ms",
     "plausible_id",
     "storable",
@@ -41,6 +43,13 @@ class ApiModel(BaseModel):
     """A response body: snake_case in Python, camelCase on the wire."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+def json_answer(model: ApiModel) -> Response:
+    """``model`` as the JSON a route with ``response_model`` answers with (camelCase, compact),
+    serialized once: returned from the route, it is not validated and converted again (the
+    route keeps ``response_model`` for the OpenAPI document)."""
+    return Response(model.model_dump_json(by_alias=True), media_type="application/json")
 
 
 class RequestBody(BaseModel):

@@ -12,9 +12,12 @@ reaches into another's tables).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, Select, bindparam, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from neonrain import readiness
 from neonrain.accounts.models import User
@@ -42,28 +45,94 @@ async def delete_server(session: AsyncSession, hub: ChatHub, user_id: str, serve
 
 # ------------------------------------------------------------------------------------ readiness
 
-# The worker's report and the account's own engine, in one query: every dashboard read needs
-# both (it is polled), so they are read together rather than by each domain apart.
-_ACCOUNT_FACTS = (
-    select(EngineCredential, WorkerReport)
-    .select_from(User)
-    .outerjoin(EngineCredential, EngineCredential.user_id == User.id)
-    .outerjoin(WorkerReport, WorkerReport.user_id == User.id)
-    .where(User.id == bindparam("user_id"))
+
+@dataclass(frozen=True, slots=True)
+class _Report:
+    """The worker's report, as read by :data:`ACCOUNT_COLUMNS` (``discord_service.ReportFacts``)."""
+
+    state: str
+    detail: str
+    updated_at: datetime
+    reason: str | None
+    guilds: list[dict[str, Any]]
+    engine_state: str | None
+    engine_detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Credential:
+    """The account's own engine's state (``engines_service.CredentialFacts``)."""
+
+    state: str
+    state_detail: str
+    updated_at: datetime
+
+
+#: What readiness needs of an account besides its bot: the worker's report and the account's own
+#: engine. Read together (every dashboard read needs both, and it is polled), as columns, not
+#: entities; :func:`with_account_facts` joins their tables to a query over ``users``.
+ACCOUNT_COLUMNS = (
+    WorkerReport.state.label("report_state"),
+    WorkerReport.detail.label("report_detail"),
+    WorkerReport.updated_at.label("report_updated_at"),
+    WorkerReport.reason.label("report_reason"),
+    WorkerReport.guilds.label("report_guilds"),
+    WorkerReport.engine_state.label("report_engine_state"),
+    WorkerReport.engine_detail.label("report_engine_detail"),
+    EngineCredential.id.label("credential_id"),
+    EngineCredential.state.label("credential_state"),
+    EngineCredential.state_detail.label("credential_detail"),
+    EngineCredential.updated_at.label("credential_updated_at"),
 )
 
 
-async def load_account(
-    session: AsyncSession, install: InstallEngines, user: User
+def with_account_facts(query: Select[*tuple[Any, ...]]) -> Select[*tuple[Any, ...]]:
+    """``query`` (over ``users``, selecting :data:`ACCOUNT_COLUMNS`) with their tables joined."""
+    return query.outerjoin(EngineCredential, EngineCredential.user_id == User.id).outerjoin(
+        WorkerReport, WorkerReport.user_id == User.id
+    )
+
+
+# Built once: one query.
+_ACCOUNT_FACTS = with_account_facts(select(*ACCOUNT_COLUMNS).select_from(User)).where(
+    User.id == bindparam("user_id")
+)
+
+Reading = AsyncSession | AsyncConnection
+
+
+def account_of(
+    install: InstallEngines, user: discord_service.BotAccount, row: Row[*tuple[Any, ...]] | None
 ) -> readiness.Account:
-    """The facts readiness is computed from (one query)."""
-    row = (await session.execute(_ACCOUNT_FACTS, {"user_id": user.id})).first()
-    credential, report = (row[0], row[1]) if row is not None else (None, None)
+    """The readiness facts of ``user`` from a row holding :data:`ACCOUNT_COLUMNS`."""
+    report = credential = None
+    if row is not None and row.report_state is not None:
+        report = _Report(
+            row.report_state,
+            row.report_detail,
+            row.report_updated_at,
+            row.report_reason,
+            row.report_guilds,
+            row.report_engine_state,
+            row.report_engine_detail,
+        )
+    if row is not None and row.credential_id is not None:
+        credential = _Credential(
+            row.credential_state, row.credential_detail, row.credential_updated_at
+        )
     return readiness.account(user, report, credential=credential, install=install)
 
 
-def _status(
-    user: User,
+async def load_account(
+    db: Reading, install: InstallEngines, user: discord_service.BotAccount
+) -> readiness.Account:
+    """The facts readiness is computed from (one query)."""
+    row = (await db.execute(_ACCOUNT_FACTS, {"user_id": user.id})).first()
+    return account_of(install, user, row)
+
+
+def status_out(
+    user: discord_service.BotAccount,
     account: readiness.Account,
     servers: Sequence[servers_service.ConfigSummary],
     ready: int,
@@ -91,16 +160,23 @@ def _status(
 
 
 async def discord_status(
-    session: AsyncSession,
+    session: Reading,
     install: InstallEngines,
-    user: User,
+    user: discord_service.BotAccount,
     account: readiness.Account | None = None,
 ) -> StatusOut:
     """``GET /api/discord/status``: two queries (the configurations' summaries, the account)."""
     account = account or await load_account(session, install, user)
-    servers = await servers_service.summaries(session, user.id)
+    return status_of(user, account, await servers_service.summaries(session, user.id))
+
+
+def status_of(
+    user: discord_service.BotAccount,
+    account: readiness.Account,
+    servers: Sequence[servers_service.ConfigSummary],
+) -> StatusOut:
     ready = sum(readiness.server_readiness(account, s).ready for s in servers)
-    return _status(user, account, servers, ready)
+    return status_out(user, account, servers, ready)
 
 
 def with_readiness(config: ServerConfigOut, account: readiness.Account) -> ServerConfigOut:
@@ -108,9 +184,9 @@ def with_readiness(config: ServerConfigOut, account: readiness.Account) -> Serve
 
 
 async def list_servers(
-    session: AsyncSession,
+    session: Reading,
     install: InstallEngines,
-    user: User,
+    user: discord_service.BotAccount,
     account: readiness.Account | None = None,
 ) -> list[ServerConfigOut]:
     account = account or await load_account(session, install, user)
@@ -140,7 +216,7 @@ async def dashboard(
         for s in servers
     ]
     ready = sum(1 for s in servers if s.readiness is not None and s.readiness.ready)
-    return _status(user, account, summaries, ready), servers
+    return status_out(user, account, summaries, ready), servers
 
 
 async def server_detail(

@@ -82,9 +82,12 @@ class TrustedProxyHeaders:
     holds however the app is served; uvicorn's implementation does the parsing."""
 
     def __init__(self, app: ASGIApp, trusted: str = "") -> None:
-        hosts = "*" if trusted == "*" else trusted.split(",")
+        hosts = "*" if trusted == "*" else [h for h in trusted.split(",") if h.strip()]
         # uvicorn types the ASGI interface more narrowly than Starlette; they are the same.
-        self._inner: Any = ProxyHeadersMiddleware(cast(Any, app), trusted_hosts=hosts)
+        # With no trusted peer nothing is believed: the headers are then not even looked at.
+        self._inner: Any = (
+            ProxyHeadersMiddleware(cast(Any, app), trusted_hosts=hosts) if hosts else app
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._inner(scope, receive, send)
@@ -151,6 +154,7 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        chunked = False
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -160,6 +164,13 @@ class BodySizeLimit:
                 if too_large:
                     await self._refuse(send)
                     return
+            elif name == b"transfer-encoding":
+                chunked = True
+        if not chunked:
+            # The body is at most its Content-Length (checked above), or absent without one: the
+            # server reads no more, so there is nothing to count (most requests are GETs).
+            await self.app(scope, receive, send)
+            return
         received = 0
         overflowed = False
         refused = False

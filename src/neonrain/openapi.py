@@ -81,6 +81,9 @@ ROUTE_ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/api/chat/personas"): (409,),  # PERSONA_EXISTS, PERSONA_LIMIT
     ("POST", "/api/chat/groups"): (404,),  # serverId of no configured server
     ("POST", "/api/engine/openai/test"): (409, 502),  # ENGINE_NOT_CONFIGURED, ENGINE_UNAVAILABLE
+    # The dashboard's polled reads sign in and read without dependencies (``dashboard_reads``).
+    ("GET", "/api/servers"): (401, 503),
+    ("GET", "/api/discord/status"): (401, 503),
 }
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -23,14 +23,17 @@ from typing import Final, Literal, Protocol
 
 from pydantic import ValidationError
 
-from neonrain.accounts.models import User
 from neonrain.api_types import CheckId, CheckState, ReadinessCheck, ReadinessOut
 from neonrain.contract import GuildReport
 from neonrain.db.base import utcnow
-from neonrain.discord_link.models import WorkerReport
-from neonrain.discord_link.service import TOKEN_INVALID, TOKEN_REJECTED, WORKER_REPORT_TTL
-from neonrain.engines.models import EngineCredential
-from neonrain.engines.service import InstallEngines
+from neonrain.discord_link.service import (
+    TOKEN_INVALID,
+    TOKEN_REJECTED,
+    WORKER_REPORT_TTL,
+    BotAccount,
+    ReportFacts,
+)
+from neonrain.engines.service import CredentialFacts, InstallEngines
 
 #: What each check is about, for the checklist on a server's page.
 CHECK_TITLES: Final[Mapping[str, str]] = {
@@ -58,10 +61,10 @@ class Account:
     connected: bool
     token_rejected: bool
     #: The worker's last report, if any (``fresh`` says whether it is recent enough to trust).
-    report: WorkerReport | None
+    report: ReportFacts | None
     fresh: bool
     #: The account's own OpenAI-compatible engine (its row in ``engine_credentials``), if any.
-    credential: EngineCredential | None
+    credential: CredentialFacts | None
     install: InstallEngines
     guilds: Mapping[str, GuildReport] = field(default_factory=dict)
 
@@ -71,10 +74,10 @@ class Account:
 
 
 def account(
-    user: User,
-    report: WorkerReport | None,
+    user: BotAccount,
+    report: ReportFacts | None,
     *,
-    credential: EngineCredential | None,
+    credential: CredentialFacts | None,
     install: InstallEngines,
     now: datetime | None = None,
 ) -> Account:
@@ -97,7 +100,7 @@ def account(
     )
 
 
-def _guild_reports(report: WorkerReport | None) -> dict[str, GuildReport]:
+def _guild_reports(report: ReportFacts | None) -> dict[str, GuildReport]:
     """The report's per-guild entries by guild id (entries that do not parse are left out)."""
     found: dict[str, GuildReport] = {}
     for entry in report.guilds if report is not None else ():

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request, WebSocket
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from neonrain.accounts.clerk import ClerkVerifier
 from neonrain.accounts.ratelimit import SlidingWindowLimiter
@@ -37,6 +37,8 @@ class AppState:
     sessionmaker: async_sessionmaker[AsyncSession]
     read_sessionmaker: async_sessionmaker[AsyncSession]
     read_slots: asyncio.Semaphore | None
+    #: ``engine`` for reads without the ORM (``db.engine.read_only_engine``).
+    read_engine: AsyncEngine
     cipher: TokenCipher
     notifier: ConfigChangeNotifier
     internal_api_key: str
@@ -88,10 +90,21 @@ async def get_read_db(request: Request) -> AsyncIterator[AsyncSession]:
     """A session for a request that only reads (see ``create_read_sessionmaker``), taken in
     turn with the other readers (``AppState.read_slots``)."""
     state: AppState = request.app.state.neonrain
-    async with contextlib.AsyncExitStack() as stack:
-        if state.read_slots is not None:
-            await stack.enter_async_context(state.read_slots)
-        yield await stack.enter_async_context(state.read_sessionmaker())
+    async with read_slot(state), state.read_sessionmaker() as session:
+        yield session
+
+
+@contextlib.asynccontextmanager
+async def reading_connection(state: AppState) -> AsyncIterator[AsyncConnection]:
+    """A Core connection for a request that only reads, taken in turn with the other readers:
+    the hot dashboard reads run their prebuilt statements on it, without an ORM session."""
+    async with read_slot(state), state.read_engine.connect() as connection:
+        yield connection
+
+
+def read_slot(state: AppState) -> contextlib.AbstractAsyncContextManager[object]:
+    """A turn among the readers (``AppState.read_slots``), if they take turns."""
+    return state.read_slots if state.read_slots is not None else contextlib.nullcontext()
 
 
 State = Annotated[AppState, Depends(get_state)]

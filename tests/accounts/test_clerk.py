@@ -115,3 +115,16 @@ async def test_jwks_unreachable_is_a_401_not_a_500(database_url: str, tmp_path) 
     async with app.router.lifespan_context(app), api_client(app) as http:
         response = await http.get("/api/auth/me", headers=bearer(fake.token("user_x")))
         assert_error(response, 401, "UNAUTHENTICATED")
+
+
+async def test_the_polled_dashboard_reads_accept_clerk_tokens(
+    http: httpx.AsyncClient, clerk: FakeClerk
+) -> None:
+    headers = bearer(clerk.token("user_2poll"))
+    servers = await http.get("/api/servers", headers=headers)
+    assert servers.status_code == 200, servers.text
+    assert servers.json() == {"servers": []}
+    status = await http.get("/api/discord/status", headers=headers)
+    assert status.status_code == 200, status.text
+    assert status.json()["serverCount"] == 0
+    assert_error(await http.get("/api/servers", headers=bearer("a.b.c")), 401)

@@ -20,12 +20,17 @@ CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+def bearer_credential(request: Request) -> str | None:
+    """The credential of an ``Authorization: Bearer …`` header, if there is one."""
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    credential = credential.strip()
+    return credential if credential and scheme.lower() == "bearer" else None
+
+
 async def identify(request: Request, db: AsyncSession, state: AppState) -> service.Identity | None:
     """The identity behind a request's credentials, or None (no check of CSRF here)."""
-    authorization = request.headers.get("authorization", "")
-    scheme, _, credential = authorization.partition(" ")
-    if scheme.lower() == "bearer" and credential.strip():
-        credential = credential.strip()
+    credential = bearer_credential(request)
+    if credential is not None:
         if state.clerk is not None and looks_like_jwt(credential):
             clerk_user_id = await state.clerk.verify(credential)
             if clerk_user_id is None:

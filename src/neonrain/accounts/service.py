@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import Executable, Row, bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from neonrain.accounts import security
 from neonrain.accounts.models import Session, User
@@ -95,34 +96,91 @@ async def create_session(db: AsyncSession, user: User, user_agent: str | None) -
     return token
 
 
-# Built once: every signed-in request runs it.
+@dataclass(frozen=True, slots=True)
+class SignedInUser:
+    """The columns of a signed-in account that the dashboard's reads use, read without the ORM
+    (the hot read routes build no ``User`` entity)."""
+
+    id: str
+    discord_token: str | None
+    discord_token_status: str
+    discord_bot_id: str | None
+    discord_bot_username: str | None
+    discord_bot_avatar: str | None
+
+    @classmethod
+    def of_row(cls, row: Row[*tuple[Any, ...]]) -> SignedInUser:
+        """From a row whose first columns are the fields, in order."""
+        return cls(row[0], row[1], row[2], row[3], row[4], row[5])
+
+    @classmethod
+    def of(cls, user: User) -> SignedInUser:
+        return cls(
+            user.id,
+            user.discord_token,
+            user.discord_token_status,
+            user.discord_bot_id,
+            user.discord_bot_username,
+            user.discord_bot_avatar,
+        )
+
+
+_SESSION_COLUMNS = (Session.id.label("session_id"), Session.expires_at, Session.last_seen_at)
+# Built once (SQLAlchemy's compiled cache then serves them): every signed-in request runs one.
 _SESSION_BY_TOKEN_HASH = (
-    select(User, Session.id, Session.expires_at, Session.last_seen_at)
+    select(User, *_SESSION_COLUMNS)
     .join(Session, Session.user_id == User.id)
     .where(Session.token_hash == bindparam("token_hash"))
 )
+END_SESSION = delete(Session).where(Session.id == bindparam("session_id"))
+TOUCH_SESSION = (
+    update(Session)
+    .where(Session.id == bindparam("session_id"))
+    .values(
+        last_seen_at=bindparam("now"),
+        expires_at=bindparam("expires_at"),
+        updated_at=bindparam("now"),
+    )
+)
+
+
+def session_upkeep(
+    row: Row[Any], now: datetime
+) -> tuple[bool, tuple[Executable, dict[str, Any]] | None]:
+    """Whether the session of ``row`` (a row ending with the session's id, expiry and last use)
+    is alive, and the write it needs: its deletion when it expired, or the slide of its idle
+    expiry — at most every ``SESSION_TOUCH_INTERVAL``, so reads stay reads."""
+    if row.expires_at <= now:
+        return False, (END_SESSION, {"session_id": row.session_id})
+    if now - row.last_seen_at >= SESSION_TOUCH_INTERVAL:
+        touch = {
+            "session_id": row.session_id,
+            "now": now,
+            "expires_at": now + SESSION_IDLE_LIFETIME,
+        }
+        return True, (TOUCH_SESSION, touch)
+    return True, None
+
+
+async def _live_session(
+    db: AsyncSession | AsyncConnection, statement: Executable, token: str
+) -> Row[Any] | None:
+    """The row of ``statement`` for a session token, or None when there is none or it expired
+    (see :func:`session_upkeep`)."""
+    row: Row[Any] | None = (await db.execute(statement, {"token_hash": sha256_hex(token)})).first()
+    if row is None:
+        return None
+    alive, write = session_upkeep(row, utcnow())
+    if write is not None:
+        await db.execute(*write)
+        await db.commit()
+    return row if alive else None
 
 
 async def resolve_session(db: AsyncSession, token: str) -> tuple[User, str] | None:
-    """The user and session id behind a session token, sliding its idle expiry forward (a write
-    at most every ``SESSION_TOUCH_INTERVAL``, so reads stay reads)."""
-    now = utcnow()
-    row = (await db.execute(_SESSION_BY_TOKEN_HASH, {"token_hash": sha256_hex(token)})).first()
-    if row is None:
-        return None
-    user, session_id, expires_at, last_seen_at = row
-    if expires_at <= now:
-        await db.execute(delete(Session).where(Session.id == session_id))
-        await db.commit()
-        return None
-    if now - last_seen_at >= SESSION_TOUCH_INTERVAL:
-        await db.execute(
-            update(Session)
-            .where(Session.id == session_id)
-            .values(last_seen_at=now, expires_at=now + SESSION_IDLE_LIFETIME, updated_at=now)
-        )
-        await db.commit()
-    return user, session_id
+    """The user and session id behind a session token (see :func:`_live_session`)."""
+    row = await _live_session(db, _SESSION_BY_TOKEN_HASH, token)
+    return None if row is None else (row[0], row.session_id)
 
 
 async def end_session(db: AsyncSession, session_id: str) -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 
-from neonrain import flows
-from neonrain.accounts.deps import CurrentIdentity, ReadingIdentity
+from neonrain import dashboard_reads
+from neonrain.accounts.deps import CurrentIdentity
+from neonrain.api_types import json_answer
 from neonrain.discord_link import service
 from neonrain.discord_link.schemas import (
     ConnectBody,
@@ -19,7 +20,7 @@ from neonrain.discord_link.schemas import (
 )
 from neonrain.errors import ApiError
 from neonrain.servers import service as servers_service
-from neonrain.state import Db, ReadDb, State
+from neonrain.state import Db, State
 
 router = APIRouter(prefix="/api/discord", tags=["discord"])
 
@@ -41,8 +42,8 @@ async def guilds(identity: CurrentIdentity, db: Db, state: State) -> GuildList:
 
 
 @router.get("/status", response_model=StatusOut)
-async def discord_status(identity: ReadingIdentity, db: ReadDb, state: State) -> StatusOut:
-    return await flows.discord_status(db, state.install_engines, identity.user)
+async def discord_status(request: Request) -> Response:
+    return json_answer(await dashboard_reads.discord_status(request))
 
 
 # The seed's deprecated endpoints (its Phase 4 end state: removed).

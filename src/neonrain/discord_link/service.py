@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from sqlalchemy import Delete, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -72,7 +72,54 @@ def clean_token(raw: str) -> str:
     return token
 
 
-def bot_out(user: User) -> BotOut | None:
+class BotAccount(Protocol):
+    """What the status reads of an account: its bot (an ORM ``User`` or a row of columns)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def discord_token(self) -> str | None: ...
+
+    @property
+    def discord_token_status(self) -> str: ...
+
+    @property
+    def discord_bot_id(self) -> str | None: ...
+
+    @property
+    def discord_bot_username(self) -> str | None: ...
+
+    @property
+    def discord_bot_avatar(self) -> str | None: ...
+
+
+class ReportFacts(Protocol):
+    """What is read of the worker's report (a ``WorkerReport`` or a row of its columns)."""
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def detail(self) -> str: ...
+
+    @property
+    def updated_at(self) -> datetime: ...
+
+    @property
+    def reason(self) -> str | None: ...
+
+    @property
+    def guilds(self) -> list[dict[str, Any]]: ...
+
+    @property
+    def engine_state(self) -> str | None: ...
+
+    @property
+    def engine_detail(self) -> str: ...
+
+
+def bot_out(user: BotAccount) -> BotOut | None:
     if user.discord_token is None or user.discord_bot_id is None:
         return None
     return BotOut(
@@ -82,7 +129,7 @@ def bot_out(user: User) -> BotOut | None:
     )
 
 
-def bot_invite_url(user: User) -> str | None:
+def bot_invite_url(user: BotAccount) -> str | None:
     if user.discord_token is None or user.discord_bot_id is None:
         return None
     return invite_url(user.discord_bot_id)
@@ -281,7 +328,7 @@ async def worker_report(session: AsyncSession, user_id: str) -> WorkerReport | N
     return report
 
 
-def worker_state(user: User, report: WorkerReport | None) -> WorkerOut:
+def worker_state(user: BotAccount, report: ReportFacts | None) -> WorkerOut:
     """The bot's live state as the worker last reported it; stale reports mean ``offline``."""
     if user.discord_token is None:
         return WorkerOut(state="offline", detail="No bot is connected.", updated_at=None)

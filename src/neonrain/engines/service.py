@@ -15,7 +15,7 @@ import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from sqlalchemy import ColumnElement, bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -417,8 +417,21 @@ class ReportedEngine:
     at: datetime
 
 
+class CredentialFacts(Protocol):
+    """What the status reads of an account's own engine (an ``EngineCredential`` or a row)."""
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def state_detail(self) -> str: ...
+
+    @property
+    def updated_at(self) -> datetime: ...
+
+
 def engines_status(
-    install: InstallEngines, row: EngineCredential | None, reported: ReportedEngine | None
+    install: InstallEngines, row: CredentialFacts | None, reported: ReportedEngine | None
 ) -> EnginesStatus:
     """The dashboard's ``engines``. The OpenAI-compatible engine's state is the newer of the
     worker's report and the account's own last check; a report older than the latest change of

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
-from neonrain import flows
+from neonrain import dashboard_reads, flows
 from neonrain.accounts.deps import CurrentIdentity, ReadingIdentity
+from neonrain.api_types import json_answer
 from neonrain.servers import service
 from neonrain.servers.schemas import (
     ActionPage,
@@ -26,8 +27,8 @@ router = APIRouter(prefix="/api/servers", tags=["servers"])
 
 
 @router.get("", response_model=ServerList)
-async def list_servers(identity: ReadingIdentity, db: ReadDb, state: State) -> ServerList:
-    return ServerList(servers=await flows.list_servers(db, state.install_engines, identity.user))
+async def list_servers(request: Request) -> Response:
+    return json_answer(await dashboard_reads.server_list(request))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ServerConfigOut)

@@ -7,14 +7,25 @@ look exactly like ids that do not exist (404).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, and_, bindparam, delete, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    ScalarSelect,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from neonrain.accounts.models import User
 from neonrain.api_types import now_ms, plausible_id
@@ -69,10 +80,16 @@ class ServerNotFound(ApiError):
 # ------------------------------------------------------------------------------------ reading
 
 
-def config_out(config: UserServerConfig, server: Server, website_count: int) -> ServerConfigOut:
+def config_out(
+    config: UserServerConfig | Row[*tuple[Any, ...]],
+    server: Server | Row[*tuple[Any, ...]],
+    website_count: int,
+) -> ServerConfigOut:
+    """A configuration as the API shows it, from its entities or from one row of
+    :data:`LIST_CONFIGS` (``config`` and ``server`` are then the same row)."""
     return ServerConfigOut(
         id=config.id,
-        server_id=server.id,
+        server_id=config.server_id,
         guild_id=server.guild_id,
         guild_name=server.guild_name,
         guild_icon_url=guild_icon_url(server.guild_id, server.guild_icon),
@@ -130,18 +147,62 @@ def _website_count() -> ScalarSelect[int]:
     )
 
 
-# Built once, with the website counts in the same query: the dashboard reads it on every load.
-_LIST_CONFIGS = (
-    select(UserServerConfig, Server, _website_count())
+#: A configuration as :func:`config_out` reads it, with its website count: columns, not
+#: entities (no ORM objects to load), named like the entities' attributes.
+CONFIG_COLUMNS = (
+    UserServerConfig.id,
+    UserServerConfig.server_id,
+    Server.guild_id,
+    Server.guild_name,
+    Server.guild_icon,
+    UserServerConfig.bot_name,
+    UserServerConfig.bot_active,
+    UserServerConfig.personality,
+    UserServerConfig.rules,
+    UserServerConfig.information,
+    UserServerConfig.channel_mode,
+    UserServerConfig.channel_ids,
+    UserServerConfig.reply_mode,
+    UserServerConfig.max_replies_per_hour,
+    UserServerConfig.min_seconds_between_replies,
+    UserServerConfig.messages_sent_count,
+    UserServerConfig.messages_received_count,
+    UserServerConfig.last_message_sent_at,
+    UserServerConfig.last_message_received_at,
+    UserServerConfig.engine,
+    UserServerConfig.created_at,
+    UserServerConfig.updated_at,
+    _website_count().label("website_count"),
+)
+CONFIG_ORDER = (UserServerConfig.updated_at.desc(), UserServerConfig.id)
+# Built once (SQLAlchemy's compiled cache then serves it): the dashboard reads it on every load.
+LIST_CONFIGS = (
+    select(*CONFIG_COLUMNS)
     .join(Server, Server.id == UserServerConfig.server_id)
     .where(UserServerConfig.user_id == bindparam("user_id"))
-    .order_by(UserServerConfig.updated_at.desc(), UserServerConfig.id)
+    .order_by(*CONFIG_ORDER)
 )
 
 
-async def list_configs(session: AsyncSession, user_id: str) -> list[ServerConfigOut]:
-    rows = await session.execute(_LIST_CONFIGS, {"user_id": user_id})
-    return [config_out(config, server, count) for config, server, count in rows]
+def with_configs_of(
+    query: Select[*tuple[Any, ...]], columns: Sequence[Any]
+) -> Select[*tuple[Any, ...]]:
+    """``query`` (over ``users``, one account) with ``columns`` of the account's configurations
+    outer-joined: a row per configuration, or one whose ``columns`` are NULL."""
+    return (
+        query.add_columns(*columns)
+        .outerjoin(UserServerConfig, UserServerConfig.user_id == User.id)
+        .outerjoin(Server, Server.id == UserServerConfig.server_id)
+    )
+
+
+async def list_configs(db: AsyncSession | AsyncConnection, user_id: str) -> list[ServerConfigOut]:
+    return configs_of(await db.execute(LIST_CONFIGS, {"user_id": user_id}))
+
+
+def configs_of(rows: Iterable[Row[*tuple[Any, ...]]]) -> list[ServerConfigOut]:
+    """The configurations of rows holding :data:`CONFIG_COLUMNS`."""
+    return [config_out(row, row, row.website_count) for row in rows]
 
 
 async def server_detail(session: AsyncSession, user_id: str, server_id: str) -> ServerDetail:
@@ -421,25 +482,37 @@ class ConfigSummary:
 
 
 # Built once: the dashboard polls it (one short row per configuration, no texts).
-_SUMMARIES = (
-    select(
-        Server.guild_id,
-        Server.guild_name,
-        UserServerConfig.bot_active,
-        UserServerConfig.engine,
-        UserServerConfig.messages_sent_count,
-        UserServerConfig.messages_received_count,
-    )
+SUMMARY_COLUMNS = (
+    Server.guild_id,
+    Server.guild_name,
+    UserServerConfig.bot_active,
+    UserServerConfig.engine,
+    UserServerConfig.messages_sent_count,
+    UserServerConfig.messages_received_count,
+)
+SUMMARIES = (
+    select(*SUMMARY_COLUMNS)
     .join(Server, Server.id == UserServerConfig.server_id)
     .where(UserServerConfig.user_id == bindparam("user_id"))
 )
 
 
-async def summaries(session: AsyncSession, user_id: str) -> list[ConfigSummary]:
-    rows = await session.execute(_SUMMARIES, {"user_id": user_id})
+async def summaries(db: AsyncSession | AsyncConnection, user_id: str) -> list[ConfigSummary]:
+    return summaries_of(await db.execute(SUMMARIES, {"user_id": user_id}))
+
+
+def summaries_of(rows: Iterable[Row[*tuple[Any, ...]]]) -> list[ConfigSummary]:
+    """The summaries of rows holding :data:`SUMMARY_COLUMNS`."""
     return [
-        ConfigSummary(guild_id, name, active, _engine(engine), sent, received)
-        for guild_id, name, active, engine, sent, received in rows
+        ConfigSummary(
+            row.guild_id,
+            row.guild_name,
+            row.bot_active,
+            _engine(row.engine),
+            row.messages_sent_count,
+            row.messages_received_count,
+        )
+        for row in rows
     ]
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Final
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PAGE_POLICY: Final = "; ".join(
@@ -48,6 +47,18 @@ def policy_for(path: str) -> str:
     return PAGE_POLICY
 
 
+def _raw(policy: str) -> tuple[tuple[bytes, bytes], ...]:
+    """The headers of an answer under ``policy``, as ASGI sends them (lower-case names)."""
+    return tuple(
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in (*_COMMON, ("Content-Security-Policy", policy))
+    )
+
+
+#: Encoded once: every answer carries them.
+_RAW: Final = {policy: _raw(policy) for policy in (PAGE_POLICY, API_POLICY, DOCS_POLICY)}
+
+
 class SecurityHeaders:
     """Adds the headers above to every HTTP response that does not set them itself."""
 
@@ -58,14 +69,14 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        policy = policy_for(scope.get("path", ""))
+        extra = _RAW[policy_for(scope.get("path", ""))]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in (*_COMMON, ("Content-Security-Policy", policy)):
-                    if name not in headers:
-                        headers[name] = value
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _value in headers}
+                headers += [header for header in extra if header[0] not in present]
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
