@@ -101,6 +101,35 @@ async def test_a_channel_the_bot_cannot_read_is_silent_and_never_offered(
     assert all("hidden" not in e.content["description"] for e in harness.huma.context_updates())
 
 
+async def test_the_channels_offered_follow_the_bots_permissions_while_online(
+    harness: Harness,
+) -> None:
+    """The readable channels are kept per guild between messages; a role given to the bot
+    (GUILD_MEMBER_UPDATE) and a channel's overwrite (CHANNEL_UPDATE) change them for the very
+    next message."""
+    _account, guild = await active_server(harness)
+    general = channel_id(guild, "general")
+    secret = harness.discord.add_channel(guild.id, "secret")
+    harness.discord.set_overwrite(secret.id, guild.id, deny=Permission.VIEW_CHANNEL)
+    insiders = harness.discord.add_role(guild.id, "insiders")
+    harness.discord.set_overwrite(secret.id, insiders, allow=Permission.VIEW_CHANNEL)
+    await online_worker(harness)
+
+    async def offered_after(text: str) -> set[str]:
+        await harness.discord.post_user_message(guild.id, general, "ana", text)
+        update = await harness.huma.wait_for_event(
+            lambda e: e.is_context_update and text in e.content["description"], timeout=10
+        )
+        return {c["id"] for c in update.content["context"]["allChannels"]}
+
+    assert str(secret.id) not in await offered_after("first question")
+    assert str(secret.id) not in await offered_after("second question")  # kept, still hidden
+    harness.discord.give_role(guild.id, harness.discord.bots[BOT_TOKEN], insiders)
+    assert str(secret.id) in await offered_after("third question")
+    harness.discord.set_overwrite(secret.id, insiders, deny=Permission.VIEW_CHANNEL)
+    assert str(secret.id) not in await offered_after("fourth question")
+
+
 async def test_a_refused_send_is_logged_once_and_reported(
     harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -141,6 +141,9 @@ class Connection(Protocol):
 
     def guild(self, guild_id: int) -> discord.Guild | None: ...
 
+    def readable_channels(self, guild: discord.Guild) -> Sequence[Any]:
+        """The guild's text-bearing channels the bot can read, in Discord's order."""
+
     async def resolve_channel(self, guild: discord.Guild, channel_id: int) -> Any | None:
         """A channel or thread of ``guild`` by id (a thread not in the cache is fetched)."""
 
@@ -312,10 +315,9 @@ class GuildAgent(SessionListener):
             self.session.agent_id if self.session else None,
         )
 
-    def visible_channels(self, guild: discord.Guild) -> list[Any]:
+    def visible_channels(self, guild: discord.Guild) -> Sequence[Any]:
         """The guild's text-bearing channels the bot can read, in Discord's order."""
-        me = guild.me
-        return [c for c in guild.channels if c.type in TEXT_BEARING and can_read(c, me)]
+        return self.connection.readable_channels(guild)
 
     def watched_channels(self, guild: discord.Guild) -> list[Any]:
         return [c for c in self.visible_channels(guild) if behaviour.watches(self.config, c.id)]

@@ -138,6 +138,14 @@ class _GatewayClient(discord.Client):
     async def on_guild_role_delete(self, role: discord.Role) -> None:
         await self.owner.guild_changed(role.guild.id, permissions=True)
 
+    async def on_guild_update(self, _before: discord.Guild, after: discord.Guild) -> None:
+        await self.owner.guild_changed(after.id, permissions=True)  # e.g. a new owner
+
+    async def on_member_update(self, _before: discord.Member, after: discord.Member) -> None:
+        # Discord sends the bot its own member updates (its roles) without the members intent.
+        if self.user is not None and after.id == self.user.id:
+            await self.owner.guild_changed(after.guild.id, permissions=True)
+
     async def on_message(self, message: discord.Message) -> None:
         await self.owner.on_message(message)
 
@@ -189,6 +197,9 @@ class TokenClient:
         #: The first message of each channel handed to the agents in this gateway session: the
         #: messages before it came while the worker was away (caught up on, not handed twice).
         self._first_handed: dict[int, int] = {}
+        #: Each guild's channels the bot can read (``readable_channels``), until that guild's
+        #: channels, roles, the bot's member or the gateway session change.
+        self._readable: dict[int, list[Any]] = {}
 
     # -- identity and reporting
 
@@ -422,10 +433,22 @@ class TokenClient:
         await self.sync_nicknames()
         await self._catch_up()
 
+    def readable_channels(self, guild: discord.Guild) -> list[Any]:
+        """The guild's text-bearing channels the bot can read, in Discord's order. Asked for
+        every message (the agent sees only these), so kept per guild until an event that can
+        change it (:meth:`guild_changed`, a lost gateway session)."""
+        readable = self._readable.get(guild.id)
+        if readable is None:
+            me = guild.me
+            readable = [c for c in guild.channels if c.type in TEXT_BEARING and can_read(c, me)]
+            self._readable[guild.id] = readable
+        return readable
+
     async def guild_changed(
         self, guild_id: int, *, nicknames: bool = False, permissions: bool = False
     ) -> None:
         """A guild appeared, left, or its channels or roles changed: report anew."""
+        self._readable.pop(guild_id, None)
         if permissions:
             self._problems.pop(str(guild_id), None)  # Discord may accept the bot there now
         self.publish()
@@ -747,6 +770,7 @@ class TokenClient:
         if self._catch_up_from is None:
             self._catch_up_from = dict(self._last_seen)
         self._first_handed.clear()
+        self._readable.clear()
         self.set_state("connecting", "gateway connection lost; resuming")
 
     def resumed(self) -> None:
