@@ -459,7 +459,9 @@ async def test_default_fetcher_refuses_loopback(
 async def test_two_scrapers_never_scrape_the_same_website(
     scraper_settings: Settings, site: Site, backend: str
 ) -> None:
-    site.delay = 0.02
+    # Each page takes long enough that one scraper cannot finish all 30 (six rounds of five)
+    # before the other has opened its first database connection on a busy machine.
+    site.delay = 0.2
     site.html("/*", ARTICLE)
     hosts = [f"h{i}.test" for i in range(30)]
     resolver = FakeResolver({host: ["127.0.0.1"] for host in hosts})
