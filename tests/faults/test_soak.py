@@ -152,7 +152,21 @@ async def test_soak_with_one_fault_of_each_kind(
                 return False
         return True
 
-    await harness.wait_until(exact, timeout=60, what="exact counters")
+    try:
+        await harness.wait_until(exact, timeout=60, what="exact counters")
+    except AssertionError:
+        found = [
+            (guild.name, await counts(account, guild), posted_in.get(guild.id, 0),
+             len(bot_messages[general(guild)]))
+            for account, guild in servers
+        ]  # fmt: skip
+        trail = [
+            r.getMessage() for r in caplog.records
+            if r.levelno >= logging.WARNING or "replaying" in r.getMessage()
+        ]  # fmt: skip
+        raise AssertionError(
+            f"counters (server, (received, sent), posted, replies): {found}; warnings: {trail}"
+        ) from None
     for account, guild in servers:
         recorded = await actions(account, guild)
         assert sorted(a["agentMessage"] for a in recorded) == sorted(bot_messages[general(guild)])

@@ -460,7 +460,7 @@ async def test_two_scrapers_never_scrape_the_same_website(
     scraper_settings: Settings, site: Site, backend: str
 ) -> None:
     # Each page takes long enough that one scraper cannot finish all 30 (six rounds of five)
-    # before the other has opened its first database connection on a busy machine.
+    # while the other claims its first batch.
     site.delay = 0.2
     site.html("/*", ARTICLE)
     hosts = [f"h{i}.test" for i in range(30)]
@@ -476,7 +476,14 @@ async def test_two_scrapers_never_scrape_the_same_website(
             )
             for replica in (replica_a, replica_b)
         ]
-        results = await asyncio.gather(*(s.run_once() for s in scrapers))
+        # The second scraper starts once the first has claimed its batch and is fetching: started
+        # together, the second's first claim may find every due row locked by the first's claim
+        # (SKIP LOCKED) and end its run_once with nothing to do: correct, but it proves nothing.
+        first = asyncio.create_task(scrapers[0].run_once())
+        deadline = asyncio.get_running_loop().time() + 30
+        while not site.requests and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        results = await asyncio.gather(first, scrapers[1].run_once())
         assert len(results[0]) + len(results[1]) == 30
         assert results[0] and results[1]  # both did work
         assert {o.website_id for o in results[0]}.isdisjoint({o.website_id for o in results[1]})
