@@ -1,7 +1,7 @@
 """Faults, one at a time, each asserting that nothing is lost and the service comes back: HUMA
 down and back, the gateway dropped and resumed, the web app killed under a separate worker,
-database connections terminated during writes, a report the web app refuses, and a worker
-restarted while people kept writing."""
+database connections terminated during writes, a report the web app refuses, a worker
+restarted while people kept writing, and one stopped while its reply was being posted."""
 
 from __future__ import annotations
 
@@ -200,6 +200,24 @@ async def test_a_worker_restarted_while_people_wrote_catches_up(
     assert len(superseded) == 1
     assert f"trigger_message={second.id}" in superseded[0]
     assert "while the worker was away" in superseded[0]
+
+
+async def test_a_worker_stopped_while_a_reply_is_being_posted_counts_it(
+    harness: Harness,
+) -> None:
+    account, guild = await active_server(harness)
+    worker = await online_worker(harness)
+    harness.huma.script("ping", reply="pong")
+    slow_post = harness.discord.add_failure(
+        f"/channels/{general(guild)}/messages", method="POST", status=None, delay=2.0, times=1
+    )
+    await harness.discord.post_user_message(guild.id, general(guild), "ana", "ping")
+    await harness.wait_until(lambda: slow_post.hits == 1, timeout=20, what="the reply posting")
+    await worker.stop()  # while Discord takes its time to answer the post
+    harness.workers.remove(worker)
+    assert [m.content for m in harness.discord.messages_sent_to(general(guild))] == ["pong"]
+    await wait_for_counts(harness, account, guild, received=1, sent=1)
+    assert [a["agentMessage"] for a in await actions(account, guild)] == ["pong"]
 
 
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
@@ -36,6 +37,9 @@ class RecordingHost:
         self.history: list[str] = ["[2024-01-01T00:00:00Z] alice: hello bot\n"]
         self.fail_send: str | None = None
         self.crash_send = False
+        #: When set, sending waits for it (``sending`` is set once a send has begun).
+        self.hold_send: asyncio.Event | None = None
+        self.sending = asyncio.Event()
         self.clock: ManualClock | None = None
 
     async def check_channel(self, channel_id: str) -> None:
@@ -50,6 +54,9 @@ class RecordingHost:
             raise RuntimeError("boom")
         if self.fail_send:
             raise ToolError(self.fail_send)
+        self.sending.set()
+        if self.hold_send is not None:
+            await self.hold_send.wait()
         self.sent.append((channel_id, text))
 
     async def message_sent(self, channel_id: str, text: str) -> Mapping[str, Any] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -365,6 +366,22 @@ async def test_close_cancels_the_pending_message_and_can_delete_the_agent(
     assert session.state == "closed"
     await clock.advance(60)
     assert host.sent == []
+
+
+async def test_close_lets_a_message_already_being_sent_go_out_and_be_recorded(
+    fake_huma: FakeHuma, make_session: SessionFactory, host: RecordingHost
+) -> None:
+    session = await make_session(clock=ManualClock(auto=True))
+    host.hold_send = asyncio.Event()
+    await fake_huma.send_message(_agent(session), "c1", "on its way")
+    await asyncio.wait_for(host.sending.wait(), 10)
+    closing = asyncio.create_task(session.close(delete_agent=True))
+    await asyncio.sleep(0.1)
+    assert not closing.done()  # it waits for the message in flight
+    host.hold_send.set()
+    await asyncio.wait_for(closing, 10)
+    assert host.sent == [("c1", "on its way")]
+    assert host.recorded == [("c1", "on its way")]  # counted, as Discord has it
 
 
 async def test_a_recreated_agent_may_reuse_tool_call_ids(

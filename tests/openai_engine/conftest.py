@@ -3,6 +3,7 @@ that is both the agent's ToolHost and its ConversationSource and records what it
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -51,6 +52,9 @@ class Surface:
         self.fetched: list[tuple[str, int]] = []
         self.reads: list[tuple[str, int, float]] = []
         self.fail_send: str | None = None
+        #: When set, sending waits for it (``sending`` is set once a send has begun).
+        self.hold_send: asyncio.Event | None = None
+        self.sending = asyncio.Event()
         self._minute = 0
 
     # -- what a test does
@@ -89,6 +93,9 @@ class Surface:
     async def send_text(self, channel_id: str, text: str) -> None:
         if self.fail_send:
             raise ToolError(self.fail_send)
+        self.sending.set()
+        if self.hold_send is not None:
+            await self.hold_send.wait()
         self.sent.append((channel_id, text, self.clock.now))
 
     async def message_sent(self, channel_id: str, text: str) -> Mapping[str, Any] | None:

@@ -3,6 +3,7 @@ surface double, and a manual clock for the delays the spec asks for."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -480,6 +481,25 @@ async def test_close_cancels_a_message_being_typed(
     agent.message("c1")  # ignored once closed
     assert not agent.busy
     assert surface.sent == []
+
+
+async def test_close_lets_a_message_already_being_sent_go_out_and_be_recorded(
+    fake: FakeOpenAI, make_agent: AgentFactory
+) -> None:
+    surface = surface_with()
+    surface.hold_send = asyncio.Event()
+    agent = make_agent(surface)
+    fake.queue(send_message("c1", "on its way", call_id="call_s"), text(""))
+    surface.say("c1", "alice", "hello")
+    agent.message("c1")
+    await asyncio.wait_for(surface.sending.wait(), 10)
+    closing = asyncio.create_task(agent.close())
+    await asyncio.sleep(0.1)
+    assert not closing.done()  # it waits for the message in flight
+    surface.hold_send.set()
+    await asyncio.wait_for(closing, 10)
+    assert [(c, t) for c, t, _at in surface.sent] == [("c1", "on its way")]
+    assert surface.recorded == [("c1", "on its way")]
 
 
 def test_model_arguments_stay_json_strings() -> None:

@@ -6,7 +6,8 @@
   indicator at once and every 8 s for :func:`typing_delay`, split the text at 2,000 characters
   (:func:`split_message`), send each chunk, then record the whole message. It keeps **one pending
   message**: a newer send or a Stop cancels a message still being typed; once typing is over and
-  sending has begun, it is no longer cancelable (no half-sent messages).
+  sending has begun, it is no longer cancelable (no half-sent messages), and it is sent and
+  recorded even when its task is canceled (an engine closing waits for it: :meth:`settle`).
 * :class:`Clock` is time as the engines see it; tests inject a manual clock.
 
 The engine decides what a cancellation means to its model (HUMA: a canceled tool result), so the
@@ -31,6 +32,8 @@ TYPING_MIN_SECONDS: Final = 0.5
 TYPING_MAX_SECONDS: Final = 30.0
 TYPING_REFRESH_SECONDS: Final = 8.0
 DEFAULT_TYPING_WPM: Final = 90.0
+#: How long a closing engine waits for a message already being sent.
+DELIVERY_GRACE_SECONDS: Final = 10.0
 
 
 # ------------------------------------------------------------------------------ pure helpers
@@ -211,6 +214,7 @@ class MessageSender:
         self._log_fields = log_fields
         self._pending: PendingMessage | None = None
         self._send_lock = asyncio.Lock()
+        self._deliveries: set[asyncio.Task[Mapping[str, Any] | None]] = set()
 
     @property
     def pending(self) -> PendingMessage | None:
@@ -249,12 +253,27 @@ class MessageSender:
         try:
             await self._type(channel_id, text)
             pending.committed = True
-            async with self._send_lock:
-                for chunk in split_message(text, self._max_length):
-                    await self._host.send_text(channel_id, chunk)
+            # From here on the message goes out and is recorded even if this task is canceled
+            # (an agent closing, a worker stopping): a message in Discord is always counted.
+            delivery = asyncio.create_task(self._deliver(tool_call_id, channel_id, text))
+            self._deliveries.add(delivery)
+            delivery.add_done_callback(self._deliveries.discard)
+            try:
+                context = await asyncio.shield(delivery)
+            except asyncio.CancelledError:
+                delivery.add_done_callback(self._delivered_after_cancel)
+                raise
         finally:
             if self._pending is pending:
                 self._pending = None
+        return Sent(context)
+
+    async def _deliver(
+        self, tool_call_id: Any, channel_id: str, text: str
+    ) -> Mapping[str, Any] | None:
+        async with self._send_lock:
+            for chunk in split_message(text, self._max_length):
+                await self._host.send_text(channel_id, chunk)
         logger.info(
             "%s message sent %s id=%s channel_id=%s chars=%d",
             self._log_prefix,
@@ -263,7 +282,36 @@ class MessageSender:
             channel_id,
             len(text),
         )
-        return Sent(await self._host.message_sent(channel_id, text))
+        return await self._host.message_sent(channel_id, text)
+
+    def _delivered_after_cancel(self, delivery: asyncio.Task[Mapping[str, Any] | None]) -> None:
+        """A delivery whose ``send`` was canceled: nobody else hears how it ended."""
+        if delivery.cancelled():
+            return
+        error = delivery.exception()
+        if error is not None:
+            logger.warning(
+                "%s message not sent while closing %s: %s",
+                self._log_prefix,
+                self._log_fields(),
+                error,
+            )
+
+    async def settle(self, timeout: float = DELIVERY_GRACE_SECONDS) -> None:
+        """Wait (at most ``timeout``) for messages already being sent to be sent and recorded;
+        an engine closing calls it after canceling its tasks."""
+        deliveries = set(self._deliveries)
+        if not deliveries:
+            return
+        _done, late = await asyncio.wait(deliveries, timeout=timeout)
+        for delivery in late:
+            logger.warning(
+                "%s message still sending at close %s; abandoned after %.0f s",
+                self._log_prefix,
+                self._log_fields(),
+                timeout,
+            )
+            delivery.cancel()
 
     async def _type(self, channel_id: str, text: str) -> None:
         """Typing indicator at once and every 8 s until the typing delay has passed."""

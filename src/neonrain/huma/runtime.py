@@ -267,6 +267,7 @@ class AgentSession:
             return
         self._closed = True
         await self._cancel_pending(reason, notify_huma=True)
+        await self._sender.settle()  # a message already being sent goes out and is recorded
         for call_id, task in list(self._tool_tasks.items()):
             if not task.done():
                 task.cancel()

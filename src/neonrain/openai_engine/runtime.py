@@ -290,6 +290,8 @@ class OpenAIAgent:
             return
         self._closed = True
         await self.cancel_pending(REASON_SHUTDOWN)
+        # A message already being sent goes out and is recorded before its turn is canceled.
+        await asyncio.gather(*(channel.sender.settle() for channel in self._channels.values()))
         tasks: list[asyncio.Task[None]] = []
         for channel in self._channels.values():
             for task in (channel.runner, channel.turn.task if channel.turn else None):
