@@ -67,6 +67,16 @@ async def wait_for_counts(
     await harness.wait_until(reached, timeout=30, what=f"counts {received} received, {sent} sent")
 
 
+async def wait_for_an_action(harness: Harness, account: Account, guild: FakeGuild) -> None:
+    """The reporter takes an action off its queue when it sends it: the web app has it once that
+    request is answered, not as soon as the queue is empty."""
+
+    async def recorded() -> bool:
+        return bool(await actions(account, guild))
+
+    await harness.wait_until(recorded, timeout=30, what=f"an agent action in {guild.name}")
+
+
 async def test_agents_answer_again_soon_after_a_huma_outage(harness: Harness) -> None:
     account, guild = await active_server(harness)
     await online_worker(harness)
@@ -126,13 +136,7 @@ async def test_a_separate_worker_keeps_answering_while_the_web_app_is_killed(
     assert reply.content == "Still here."
     await harness.web.start()
     await wait_for_counts(harness, account, guild, received=1, sent=1)
-
-    # The reporter takes an action off its queue when it sends it: the web app has it once
-    # that request is answered, not as soon as the queue is empty.
-    async def recorded() -> bool:
-        return bool(await actions(account, guild))
-
-    await harness.wait_until(recorded, timeout=30, what="the action the web app missed")
+    await wait_for_an_action(harness, account, guild)
     await harness.wait_until(lambda: not worker.reporter._actions, timeout=30)
     assert worker.reporter.dropped_actions == 0
     (action,) = await actions(account, guild)
@@ -154,11 +158,7 @@ async def test_a_report_the_web_app_refuses_never_stops_the_others(harness: Harn
     await harness.web.start()
     await doomed_account.call("DELETE", f"/api/servers/{doomed_account.servers[str(doomed.id)]}")
     await harness.wait_until(lambda: not worker.reporter._actions, timeout=60)
-
-    async def recorded() -> bool:  # taken off the queue when sent; recorded when answered
-        return bool(await actions(kept_account, kept))
-
-    await harness.wait_until(recorded, timeout=30, what="the kept server's action")
+    await wait_for_an_action(harness, kept_account, kept)
     await harness.wait_until(
         lambda: worker.reporter.dropped_actions >= 1, timeout=30, what="the refused action dropped"
     )

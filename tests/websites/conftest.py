@@ -57,6 +57,12 @@ class Site:
     def paths(self) -> list[str]:
         return [path for _host, path in self.requests]
 
+    async def first_request(self, timeout: float = 30.0) -> None:
+        """Wait until the site has been asked for something (a scraper is fetching)."""
+        async with asyncio.timeout(timeout):
+            while not self.requests:
+                await asyncio.sleep(0.01)
+
     def route(self, path: str, handler: Handler) -> None:
         self.routes[path] = handler
 

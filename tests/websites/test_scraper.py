@@ -246,8 +246,7 @@ async def test_deleted_while_scraping_is_ignored(state: AppState, seed: Seed, si
     website_id = await seed.website(site.url("/"))
     scraper = make_scraper(state)
     running = asyncio.create_task(scraper.run_once())
-    while not site.requests:
-        await asyncio.sleep(0.01)
+    await site.first_request()
     async with state.sessionmaker() as session, session.begin():
         website = await session.get(ServerWebsite, website_id)
         await session.delete(website)
@@ -339,9 +338,7 @@ async def test_stop_cancels_in_flight_and_requeues(scraper_settings: Settings, s
         seed = Seed(state)
         await seed.setup()
         website_id = await seed.website(site.url("/"))
-        deadline = time.perf_counter() + 5
-        while not site.requests and time.perf_counter() < deadline:
-            await asyncio.sleep(0.05)
+        await site.first_request(timeout=5)
         assert site.requests
         assert (await seed.get(website_id)).scrape_status == "running"
         stopping = time.perf_counter()
@@ -480,9 +477,7 @@ async def test_two_scrapers_never_scrape_the_same_website(
         # together, the second's first claim may find every due row locked by the first's claim
         # (SKIP LOCKED) and end its run_once with nothing to do: correct, but it proves nothing.
         first = asyncio.create_task(scrapers[0].run_once())
-        deadline = asyncio.get_running_loop().time() + 30
-        while not site.requests and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.01)
+        await site.first_request()
         results = await asyncio.gather(first, scrapers[1].run_once())
         assert len(results[0]) + len(results[1]) == 30
         assert results[0] and results[1]  # both did work

@@ -299,7 +299,7 @@ class MessageSender:
 
     async def settle(self, timeout: float = DELIVERY_GRACE_SECONDS) -> None:
         """Wait (at most ``timeout``) for messages already being sent to be sent and recorded;
-        an engine closing calls it after canceling its tasks."""
+        an engine closing calls it before canceling its tasks."""
         deliveries = set(self._deliveries)
         if not deliveries:
             return
